@@ -1,0 +1,60 @@
+"""The ``sas-router`` command line: one entry point for admins, supervisors and operators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from engine.plan import PlanError, load_plan
+from engine.plan.render import write_rendered
+
+app = typer.Typer(help="sas-router: call routing for SAS (Service d'Accès aux Soins) switchboards.",
+                  no_args_is_help=True, add_completion=False)
+plan_app = typer.Typer(help="Check and render site plans (dialplans/*.yaml).", no_args_is_help=True)
+app.add_typer(plan_app, name="plan")
+
+
+@plan_app.command("check")
+def plan_check(files: list[Path] = typer.Argument(..., help="Plan files to validate.")) -> None:
+    """Validate plan files; every problem is listed with its file, line and column."""
+    failed = 0
+    for file in files:
+        try:
+            plan = load_plan(file)
+        except PlanError as exc:
+            failed += 1
+            for diagnostic in exc.diagnostics:
+                typer.echo(str(diagnostic), err=True)
+            count = len(exc.diagnostics)
+            typer.echo(f"{file}: {count} error{'s' if count > 1 else ''}; the plan is refused", err=True)
+            continue
+        typer.echo(f"{file}: OK — site {plan.site.id} ({plan.site.name}): {len(plan.lines)} lines, "
+                   f"{len(plan.queues)} queues, {len(plan.partners)} partners")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+@plan_app.command("render")
+def plan_render(
+    file: Path = typer.Argument(..., help="Plan file to render."),
+    out: Path = typer.Option(..., "--out", help="Directory for the Asterisk files."),
+) -> None:
+    """Render the Asterisk configuration (extensions, queues, manager, pjsip) for one plan."""
+    try:
+        plan = load_plan(file)
+    except PlanError as exc:
+        for diagnostic in exc.diagnostics:
+            typer.echo(str(diagnostic), err=True)
+        typer.echo(f"{file}: refused; nothing was written to {out}", err=True)
+        raise typer.Exit(code=1) from None
+    for path in write_rendered(plan, out):
+        typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

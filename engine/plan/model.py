@@ -1,0 +1,252 @@
+"""The site plan: what one SAS switchboard looks like, as the admin wrote it in ``dialplans/``.
+
+Each section entry is validated on its own (see :mod:`engine.plan.loader`) so that one bad queue
+does not hide the errors in the lines below it. Cross-references (a line naming a queue, an
+overflow naming a partner) are checked afterwards on the entries that parsed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import time
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,38}$"
+#: Dialled numbers and trunk extensions: digits, optionally a leading +; Asterisk extension-safe.
+NUMBER_PATTERN = r"^\+?[0-9]{2,20}$"
+SIP_HEADER_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,63}$"
+
+
+class Role(StrEnum):
+    """What a queue is for; the engine's qualification and supervision logic key on it."""
+
+    N1 = "n1"
+    N2_AMU = "n2-amu"
+    N2_MG = "n2-mg"
+    PDSA = "pdsa"
+    SPECIALIST = "specialist"
+
+
+class Strategy(StrEnum):
+    RINGALL = "ringall"
+    RRMEMORY = "rrmemory"
+    LEASTRECENT = "leastrecent"
+    FEWESTCALLS = "fewestcalls"
+    LINEAR = "linear"
+    RANDOM = "random"
+
+
+class LineKind(StrEnum):
+    """Where a call comes from; 15 is an emergency line with unmasking duties."""
+
+    EMERGENCY = "emergency"
+    CARE = "care"
+    LOCAL = "local"
+    SIS = "sis"
+    ATSU = "atsu"
+    PARTNER = "partner"
+
+
+class Priority(StrEnum):
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+Seconds = Annotated[int, Field(ge=1, le=86_400)]
+QueuePriority = Annotated[int, Field(ge=0, le=90)]
+
+
+def parse_clock(value: str, *, allow_24: bool = False) -> time | None:
+    """Parse ``HH:MM``; ``24:00`` (end of day) is accepted only where it makes sense."""
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+    if not match:
+        return None
+    hours, minutes = int(match.group(1)), int(match.group(2))
+    if allow_24 and hours == 24 and minutes == 0:
+        return time.max
+    if hours > 23 or minutes > 59:
+        return None
+    return time(hours, minutes)
+
+
+def minutes_of(clock: time) -> int:
+    """Minutes since midnight, with ``time.max`` standing for 24:00."""
+    return 24 * 60 if clock == time.max else clock.hour * 60 + clock.minute
+
+
+class SiteSpec(_Strict):
+    id: Annotated[str, Field(pattern=ID_PATTERN)]
+    name: Annotated[str, Field(min_length=1)]
+    departements: Annotated[list[Annotated[str, Field(pattern=r"^(\d{2,3}|2A|2B)$")]], Field(min_length=1)]
+    timezone: str = "Europe/Paris"
+    holidays: str = "FR"
+    qs30_target: Annotated[float, Field(ge=0, le=1)] = 0.90
+    repeat_caller_window: Seconds = 900
+    short_abandon: Annotated[int, Field(ge=0, le=60)] = 5
+
+
+class Fallback(_Strict):
+    """Where a caller goes when nobody answered within ``after`` seconds: never a hang-up."""
+
+    after: Annotated[int, Field(ge=10, le=3600)]
+    queue: str | None = None
+
+
+class OverflowWhen(_Strict):
+    longest_wait_over: Seconds | None = None
+    callers_waiting_over: Annotated[int, Field(ge=0, le=1000)] | None = None
+    no_agent_logged_in: bool = False
+    all_agents_busy_for: Seconds | None = None
+
+
+class OverflowRule(_Strict):
+    partners: Annotated[list[Annotated[str, Field(pattern=ID_PATTERN)]], Field(min_length=1)]
+    when: OverflowWhen
+    #: Seconds a rule must stay clear before it may fire again, so calls do not bounce.
+    hysteresis: Annotated[int, Field(ge=0, le=3600)] = 30
+    enabled: bool = True
+
+
+class QueueSpec(_Strict):
+    role: Role
+    label: str = ""
+    specialty: str | None = None
+    strategy: Strategy = Strategy.RRMEMORY
+    ring_timeout: Annotated[int, Field(ge=1, le=300)] = 15
+    retry: Annotated[int, Field(ge=0, le=60)] = 1
+    wrapup: Annotated[int, Field(ge=0, le=600)] = 0
+    service_level: Annotated[int, Field(ge=1, le=600)] = 30
+    weight: Annotated[int, Field(ge=0, le=100)] = 0
+    music: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "default"
+    members: list[Annotated[str, Field(pattern=r"^(PJSIP|SIP|Local)/[A-Za-z0-9@._/+-]+$")]] = []
+    fallback: Fallback | None = None
+    overflow: OverflowRule | None = None
+
+
+class LineSpec(_Strict):
+    kind: LineKind
+    label: str = ""
+    numbers: Annotated[list[Annotated[str, Field(pattern=NUMBER_PATTERN)]], Field(min_length=1)]
+    queue: str
+    priority: QueuePriority = 0
+    unmask_caller_id: bool | None = None
+    geolocation_header: Annotated[str, Field(pattern=SIP_HEADER_PATTERN)] | None = None
+    partner: str | None = None
+
+    @property
+    def unmasks(self) -> bool:
+        """Emergency numbers must show the caller's number even when withheld (condition 2)."""
+        if self.unmask_caller_id is None:
+            return self.kind == LineKind.EMERGENCY
+        return self.unmask_caller_id
+
+
+class PartnerSpec(_Strict):
+    name: Annotated[str, Field(min_length=1)]
+    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+$")]
+    port: Annotated[int, Field(ge=1, le=65535)] = 5060
+    transport: Literal["udp", "tcp", "tls"] = "tcp"
+    overflow_number: Annotated[str, Field(pattern=NUMBER_PATTERN)]
+    accepts: Annotated[list[Annotated[str, Field(pattern=NUMBER_PATTERN)]], Field(min_length=1)]
+    ring_timeout: Annotated[int, Field(ge=5, le=120)] = 20
+
+
+class Window(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    start: str = Field(alias="from")
+    end: str = Field(alias="to")
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = [
+        "mon", "tue", "wed", "thu", "fri", "sat", "sun",
+    ]
+
+    @field_validator("start", "end")
+    @classmethod
+    def _is_time(cls, value: str) -> str:
+        if parse_clock(value, allow_24=True) is None:
+            raise ValueError(f"'{value}' is not a time of day (HH:MM, 00:00 to 24:00)")
+        return value
+
+
+class SwitchoverPreset(_Strict):
+    line: str
+    partner: str
+    share: Annotated[int, Field(ge=0, le=100)] = 100
+    number: Annotated[str, Field(pattern=NUMBER_PATTERN)] | None = None
+    window: Window | None = None
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class ScheduleSlot:
+    period: str
+    start: int  # minutes since midnight
+    end: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The week of the MG flow: which regulation (daytime GP, PDSA ...) answers when."""
+
+    #: weekday (0 = Monday) -> ordered slots covering 00:00-24:00 exactly.
+    week: dict[int, tuple[ScheduleSlot, ...]]
+    holiday_period: str
+
+    @property
+    def periods(self) -> frozenset[str]:
+        names = {slot.period for slots in self.week.values() for slot in slots}
+        return frozenset(names | {self.holiday_period})
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a qualification sends the caller: nowhere (P0 stays), a queue, or a queue per period."""
+
+    stay: bool = False
+    queue: str | None = None
+    by_period: dict[str, str] = field(default_factory=dict)
+    priority: int | None = None
+
+    def queues(self) -> list[str]:
+        return ([self.queue] if self.queue else []) + list(self.by_period.values())
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated site plan; the one object renderer, engine and emulator all read."""
+
+    source: str
+    source_sha256: str
+    site: SiteSpec
+    queues: dict[str, QueueSpec]
+    lines: dict[str, LineSpec]
+    partners: dict[str, PartnerSpec]
+    schedule: Schedule
+    routes: dict[Priority, Route]
+    switchovers: dict[str, SwitchoverPreset]
+
+    @property
+    def front_priority(self) -> int:
+        """Priority that puts a caller ahead of every line's callers (failed transfer / overflow)."""
+        return max([line.priority for line in self.lines.values()] + [0]) + 10
+
+    def queues_with_role(self, role: Role) -> list[str]:
+        return [name for name, spec in self.queues.items() if spec.role == role]
+
+    def entry_queue_of(self, line_id: str) -> str:
+        return self.lines[line_id].queue
+
+    def line_for_number(self, number: str, partner: str | None = None) -> str | None:
+        for line_id, line in self.lines.items():
+            if number in line.numbers and line.partner == partner:
+                return line_id
+        return None
