@@ -122,9 +122,7 @@ class _Collector:
             hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
             extra = f" (did you mean '{hint[0]}'?)" if hint else f" (known settings: {', '.join(known)})"
             self.error(full, f"unknown setting '{loc[-1]}'{extra}", key=True)
-        elif kind == "enum":
-            self.error(full, f"'{value}' is not allowed for '{field}'; use one of: {ctx.get('expected', '')}")
-        elif kind == "literal_error":
+        elif kind == "enum" or kind == "literal_error":
             self.error(full, f"'{value}' is not allowed for '{field}'; use one of: {ctx.get('expected', '')}")
         elif kind == "string_pattern_mismatch":
             form = FIELD_FORMS.get(field, "the expected form")
@@ -276,9 +274,11 @@ def _parse_schedule(c: _Collector, raw: Any) -> Schedule | None:
         last_path: PathKey = ("schedule", "week")
         for slot, path in items:
             if slot.start > cursor:
-                problems.setdefault((path, f"{_hhmm(cursor)}-{_hhmm(slot.start)} is not covered by any period"), []).append(d)
+                gap = f"{_hhmm(cursor)}-{_hhmm(slot.start)} is not covered by any period"
+                problems.setdefault((path, gap), []).append(d)
             elif slot.start < cursor:
-                problems.setdefault((path, f"{_hhmm(slot.start)}-{_hhmm(min(cursor, slot.end))} is covered twice"), []).append(d)
+                twice = f"{_hhmm(slot.start)}-{_hhmm(min(cursor, slot.end))} is covered twice"
+                problems.setdefault((path, twice), []).append(d)
             cursor = max(cursor, slot.end)
             last_path = path
         if cursor < 24 * 60:
@@ -304,7 +304,8 @@ def _day_range(key: str) -> list[int] | None:
 
 def _parse_slot(c: _Collector, text: Any, path: PathKey) -> ScheduleSlot | None:
     if not isinstance(text, str) or len(text.split()) != 2 or "-" not in text.split()[1]:
-        c.error(path, f"{_describe(text)} is not a period slot; write it as 'PERIOD HH:MM-HH:MM' (e.g. day 08:00-20:00)")
+        c.error(path, f"{_describe(text)} is not a period slot; "
+                      "write it as 'PERIOD HH:MM-HH:MM' (e.g. day 08:00-20:00)")
         return None
     period, span = text.split()
     start_text, _, end_text = span.partition("-")
@@ -454,8 +455,8 @@ def _cross_check(
             for period, queue in route.by_period.items():
                 known_queue(queue, path + (period,))
                 if schedule is not None and period not in periods:
-                    c.error(path + (period,), f"'{period}' is not a period of the schedule ({', '.join(sorted(periods))})",
-                            key=True)
+                    known = ", ".join(sorted(periods))
+                    c.error(path + (period,), f"'{period}' is not a period of the schedule ({known})", key=True)
             if route.by_period and schedule is not None:
                 for missing in sorted(periods - set(route.by_period)):
                     c.error(path, f"{level.value} has no queue for schedule period '{missing}'")
