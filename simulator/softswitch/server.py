@@ -1,0 +1,658 @@
+"""The emulator's AMI server: a real TCP listener that answers as Asterisk 22's manager.c does.
+
+Any AMI client (panoramisk, telnet) can use it. Messages, error texts and list-response shapes
+are those of the recordings in ``shared/ami-transcripts``. Bad input never kills the server:
+garbage lines are ignored, a message without ``Action`` gets Asterisk's error, an oversized
+message closes that one connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from simulator.softswitch.ami_codec import Message, MessageReader, encode
+from simulator.softswitch.core import Softswitch, originate
+from simulator.softswitch.model import Channel, Event
+
+log = structlog.get_logger("softswitch.ami")
+
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+ASTERISK_VERSION = "22.10.1"
+
+
+@dataclass
+class User:
+    secret: str
+    read: set[str] = field(default_factory=lambda: {"all"})
+    write: set[str] = field(default_factory=lambda: {"all"})
+
+
+@dataclass
+class Faults:
+    """Failure modes a reliability test can switch on."""
+
+    refuse_logins: bool = False
+    stall_responses: bool = False
+
+
+class Session:
+    def __init__(self, server: AmiServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.server, self.reader, self.writer = server, reader, writer
+        self.authenticated = False
+        self.user: User | None = None
+        self.username = ""
+        self.events = True
+        self.includes: list[re.Pattern[str]] = []
+        self.excludes: list[re.Pattern[str]] = []
+        self.closed = False
+
+    def send(self, pairs: list[tuple[str, object]]) -> None:
+        if self.closed:
+            return
+        try:
+            self.writer.write(encode(pairs))
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+
+    def wants(self, event: Event) -> bool:
+        if not (self.authenticated and self.events) or self.user is None:
+            return False
+        cls = event.privilege.split(",")[0]
+        if "all" not in self.user.read and cls not in self.user.read:
+            return False
+        if self.includes or self.excludes:
+            text = "\n".join(f"{k}: {v}" for k, v in event.pairs())
+            if self.includes and not any(p.search(text) for p in self.includes):
+                return False
+            if any(p.search(text) for p in self.excludes):
+                return False
+        return True
+
+
+class AmiServer:
+    def __init__(self, switch: Softswitch, users: dict[str, User] | None = None) -> None:
+        self.sw = switch
+        self.users = users or {"engine": User("engine-secret")}
+        self.sessions: set[Session] = set()
+        self.faults = Faults()
+        self._server: asyncio.base_events.Server | None = None
+        self._driver: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        switch.listeners.append(self._broadcast)
+        self.port = 0
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._server = await asyncio.start_server(self._serve, host, port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        if not self.sw.scheduler.virtual:
+            self.sw.scheduler.on_schedule = self._wake.set
+            self._driver = asyncio.create_task(self._drive())
+        log.info("ami listening", host=host, port=self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        if self._driver:
+            self._driver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._driver
+        self.drop_all()
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _drive(self) -> None:
+        """Real-time mode: run the switch's timers when they fall due."""
+        while True:
+            self.sw.scheduler.run_due()
+            due = self.sw.scheduler.next_due()
+            self._wake.clear()
+            delay = None if due is None else max(0.0, due - self.sw.scheduler.now)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    def drop_all(self) -> None:
+        """Fault injection: every AMI connection is cut."""
+        for session in list(self.sessions):
+            session.closed = True
+            session.writer.close()
+        self.sessions.clear()
+
+    def _broadcast(self, event: Event) -> None:
+        pairs = event.pairs()
+        for session in list(self.sessions):
+            if session.wants(event):
+                session.send(pairs)
+
+    # --- connection ---------------------------------------------------------------------------
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = Session(self, reader, writer)
+        self.sessions.add(session)
+        writer.write(BANNER)
+        decoder = MessageReader()
+        try:
+            while not session.closed:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                messages = decoder.feed(data)
+                if decoder.oversized:
+                    log.warning("oversized AMI message, closing the connection", user=session.username)
+                    break
+                for message in messages:
+                    if self.faults.stall_responses:
+                        continue
+                    try:
+                        self._handle(session, message)
+                    except Exception:  # the emulator must never die on one bad request
+                        log.exception("action failed", action=message.get("Action"))
+                        self._error(session, message, "Internal error")
+                    if session.closed:
+                        break
+                    self.sw.scheduler.run_due()
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            session.closed = True
+            self.sessions.discard(session)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    # --- responses ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _id(message: Message) -> list[tuple[str, object]]:
+        return [("ActionID", message.get("ActionID"))] if message.has("ActionID") else []
+
+    def _ok(self, session: Session, message: Message, text: str | None = None,
+            extra: list[tuple[str, object]] | None = None) -> None:
+        pairs: list[tuple[str, object]] = [("Response", "Success"), *self._id(message)]
+        if text is not None:
+            pairs.append(("Message", text))
+        session.send(pairs + (extra or []))
+
+    def _error(self, session: Session, message: Message, text: str) -> None:
+        session.send([("Response", "Error"), *self._id(message), ("Message", text)])
+
+    def _list(self, session: Session, message: Message, intro: str, items: list[list[tuple[str, object]]],
+              complete: str, item_event: str | None = None) -> None:
+        self._ok(session, message, None, [("EventList", "start"), ("Message", intro)])
+        for item in items:
+            session.send(item + self._id(message))
+        session.send([("Event", complete), *self._id(message), ("EventList", "Complete"),
+                      ("ListItems", len(items))])
+
+    # --- dispatch -----------------------------------------------------------------------------
+
+    def _handle(self, session: Session, message: Message) -> None:
+        action = message.get("Action").strip()
+        if not action:
+            self._error(session, message, "Missing action in request")
+            return
+        key = action.lower()
+        if key == "login":
+            self._login(session, message)
+            return
+        if key == "logoff":
+            session.send([("Response", "Goodbye"), *self._id(message), ("Message", "Thanks for all the fish.")])
+            session.closed = True
+            return
+        if not session.authenticated:
+            self._error(session, message, "Permission denied")
+            return
+        handler: Callable[[Session, Message], None] | None = getattr(self, f"act_{key}", None)
+        if handler is None:
+            self._error(session, message,
+                        f"Invalid/unknown command: {action}. Use Action: ListCommands to show available commands.")
+            return
+        handler(session, message)
+
+    def _login(self, session: Session, message: Message) -> None:
+        user = self.users.get(message.get("Username"))
+        if self.faults.refuse_logins or user is None or user.secret != message.get("Secret"):
+            log.warning("AMI login refused", username=message.get("Username"))
+            self._error(session, message, "Authentication failed")
+            session.closed = True
+            return
+        session.authenticated, session.user, session.username = True, user, message.get("Username")
+        if message.get("Events").lower() in ("off", "no", "false", "0"):
+            session.events = False
+        self._ok(session, message, "Authentication accepted")
+        uptime = int(self.sw.now() - self.sw.started)
+        session.send([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", uptime),
+                      ("LastReload", int(self.sw.now() - self.sw.reloaded)), ("Status", "Fully Booted")])
+
+    # --- basic actions ------------------------------------------------------------------------
+
+    def act_ping(self, session: Session, message: Message) -> None:
+        session.send([("Response", "Success"), *self._id(message), ("Ping", "Pong"),
+                      ("Timestamp", f"{self.sw.now():.6f}")])
+
+    def act_events(self, session: Session, message: Message) -> None:
+        mask = message.get("EventMask").lower()
+        session.events = mask not in ("off", "no", "false", "0", "")
+        self._ok(session, message, None, [("Events", "On" if session.events else "Off")])
+
+    def act_filter(self, session: Session, message: Message) -> None:
+        operation = message.get("Operation", "Add").lower()
+        text = message.get("Filter")
+        if operation != "add" or not text:
+            self._error(session, message, "Unknown operation" if operation != "add" else "Filter not specified")
+            return
+        try:
+            if text.startswith("!"):
+                session.excludes.append(re.compile(text[1:]))
+            else:
+                session.includes.append(re.compile(text))
+        except re.error:
+            self._error(session, message, "Invalid filter")
+            return
+        self._ok(session, message, "Success")
+
+    def act_coresettings(self, session: Session, message: Message) -> None:
+        self._ok(session, message, None, [
+            ("AMIversion", "11.0.0"), ("AsteriskVersion", ASTERISK_VERSION), ("SystemName", ""),
+            ("CoreMaxCalls", 0), ("CoreMaxLoadAvg", "0.000000"), ("CoreRunUser", ""), ("CoreRunGroup", ""),
+            ("CoreMaxFilehandles", 0), ("CoreRealTimeEnabled", "No"), ("CoreCDRenabled", "No"),
+            ("CoreHTTPenabled", "No"), ("SoundsSearchCustomDir", "No"),
+        ])
+
+    def act_corestatus(self, session: Session, message: Message) -> None:
+        started, reloaded = time.gmtime(self.sw.started), time.gmtime(self.sw.reloaded)
+        self._ok(session, message, None, [
+            ("CoreStartupDate", time.strftime("%Y-%m-%d", started)),
+            ("CoreStartupTime", time.strftime("%H:%M:%S", started)),
+            ("CoreReloadDate", time.strftime("%Y-%m-%d", reloaded)),
+            ("CoreReloadTime", time.strftime("%H:%M:%S", reloaded)),
+            ("CoreCurrentCalls", len({c.linkedid for c in self.sw.channels.values()})),
+            ("CoreProcessedCalls", self.sw.processed_calls),
+        ])
+
+    def act_command(self, session: Session, message: Message) -> None:
+        command = " ".join(message.get("Command").split())
+        outputs = {
+            "core show version": [f"Asterisk {ASTERISK_VERSION} (sas-router softswitch emulator)"],
+            "core show uptime": [f"System uptime: {int(self.sw.now() - self.sw.started)} seconds"],
+            "core show channels count": [f"{len(self.sw.channels)} active channels",
+                                         f"{len({c.linkedid for c in self.sw.channels.values()})} active calls",
+                                         f"{self.sw.processed_calls} calls processed"],
+            "queue show": [f"{q.name} has {len(q.callers)} calls" for q in self.sw.queues.queues.values()],
+        }
+        if command not in outputs:
+            self._ok(session, message, "Command output follows",
+                     [("Output", f"No such command '{command}' (type 'core show help {command}' for other possible "
+                                 "commands)")])
+            return
+        self._ok(session, message, "Command output follows", [("Output", line) for line in outputs[command]])
+
+    def act_userevent(self, session: Session, message: Message) -> None:
+        name = message.get("UserEvent")
+        if not name:
+            self._error(session, message, "UserEvent not specified")
+            return
+        extra = [(k, v) for k, v in message.pairs if k.lower() not in ("action", "actionid", "userevent")]
+        self._ok(session, message, "Event Sent")
+        self.sw.emit("UserEvent", [("UserEvent", name), *extra], "user")
+
+    # --- channels -----------------------------------------------------------------------------
+
+    def _channel(self, session: Session, message: Message, header: str = "Channel") -> Channel | None:
+        name = message.get(header)
+        if not name:
+            self._error(session, message, "Channel not specified" if header == "Channel" else "No channel specified")
+            return None
+        ch = self.sw.find_channel(name)
+        if ch is None:
+            self._error(session, message, "No such channel")
+        return ch
+
+    def act_hangup(self, session: Session, message: Message) -> None:
+        name = message.get("Channel")
+        if not name:
+            self._error(session, message, "No channel specified")
+            return
+        ch = self.sw.find_channel(name)
+        if ch is None:
+            self._error(session, message, "No such channel")
+            return
+        cause = message.get("Cause")
+        self._ok(session, message, "Channel Hungup")
+        self.sw.request_hangup(ch, int(cause) if cause.isdigit() else 16, soft=True)
+
+    def act_setvar(self, session: Session, message: Message) -> None:
+        variable = message.get("Variable")
+        if not variable:
+            self._error(session, message, "No variable specified")
+            return
+        if message.get("Channel"):
+            ch = self._channel(session, message)
+            if ch is None:
+                return
+            self.sw.setvar(ch, variable, message.get("Value"))
+        else:
+            self.sw.globals[variable] = message.get("Value")
+        self._ok(session, message, "Variable Set")
+
+    def act_getvar(self, session: Session, message: Message) -> None:
+        variable = message.get("Variable")
+        if not variable:
+            self._error(session, message, "No variable specified")
+            return
+        if message.get("Channel"):
+            ch = self._channel(session, message)
+            if ch is None:
+                return
+            value = self.sw.lookup(ch, variable.lstrip("_"))
+        else:
+            value = self.sw.globals.get(variable, "")
+        self._ok(session, message, None, [("Variable", variable), ("Value", value)])
+
+    def act_originate(self, session: Session, message: Message) -> None:
+        channel = message.get("Channel")
+        if not channel:
+            self._error(session, message, "Channel not specified")
+            return
+        exten, application = message.get("Exten"), message.get("Application")
+        if not exten and not application:
+            self._error(session, message, "Exten not specified")
+            return
+        try:
+            priority = int(message.get("Priority") or 1)
+            timeout = int(message.get("Timeout") or 30000) / 1000
+        except ValueError:
+            self._error(session, message, "Invalid priority" if not message.get("Priority").isdigit()
+                        else "Invalid timeout")
+            return
+        variables = {}
+        for item in message.get_all("Variable"):
+            for part in item.split(","):
+                key, _, value = part.partition("=")
+                if key:
+                    variables[key] = value
+        is_async = message.get("Async").lower() in ("true", "yes", "1")
+        action_id = self._id(message)
+
+        def result(ok: bool, leg: Channel | None, reason: int) -> None:
+            if is_async:
+                session.send([("Event", "OriginateResponse"), ("Privilege", "call,all"), *action_id,
+                              ("Response", "Success" if ok else "Failure"), ("Channel", leg.name if leg else channel),
+                              ("Context", message.get("Context")), ("Exten", exten), ("Reason", reason),
+                              ("Uniqueid", leg.uniqueid if leg else "<null>"),
+                              ("CallerIDNum", leg.cid_num or "<unknown>" if leg else "<unknown>"),
+                              ("CallerIDName", leg.cid_name or "<unknown>" if leg else "<unknown>")])
+            elif ok:
+                self._ok(session, message, "Originate successfully queued")
+            else:
+                self._error(session, message, "Originate failed")
+
+        if is_async:
+            self._ok(session, message, "Originate successfully queued")
+        leg = originate(self.sw, channel, context=message.get("Context"), exten=exten, priority=priority,
+                        application=application, data=message.get("Data"), callerid=message.get("CallerID"),
+                        timeout=timeout, variables=variables, on_result=result)
+        if leg is None and is_async:
+            return
+
+    def act_redirect(self, session: Session, message: Message) -> None:
+        ch = self._channel(session, message)
+        if ch is None:
+            return
+        context, exten = message.get("Context"), message.get("Exten")
+        if not exten:
+            self._error(session, message, "Exten not specified")
+            return
+        priority = int(message.get("Priority") or 1) if (message.get("Priority") or "1").isdigit() else 1
+        extra = None
+        if message.get("ExtraChannel"):
+            extra = self.sw.find_channel(message.get("ExtraChannel"))
+            if extra is None:
+                self._error(session, message, "ExtraChannel does not exist")
+                return
+        if not self.sw.dialplan.exists(context or ch.context, exten, priority) and \
+                self.sw.dialplan.find(context or ch.context, "i") is None:
+            self._error(session, message, "Redirect failed")
+            return
+        if extra is not None:
+            self._ok(session, message, "Dual Redirect successful")
+            extra_context = message.get("ExtraContext") or context
+            extra_exten = message.get("ExtraExten") or exten
+            extra_priority = int(message.get("ExtraPriority") or priority)
+            self._dual_redirect(ch, extra, (context, exten, priority), (extra_context, extra_exten, extra_priority))
+            return
+        self._ok(session, message, "Redirect successful")
+        self.sw.redirect(ch, context or ch.context, exten, priority)
+
+    def _dual_redirect(self, first: Channel, second: Channel, where1: tuple[str, str, int],
+                       where2: tuple[str, str, int]) -> None:
+        """Both channels leave the bridge together; neither is hung up (scenario 03c)."""
+        bridge = first.bridge
+        for ch, where in ((second, where2), (first, where1)):
+            ch.context, ch.exten, ch.priority = where
+            if ch.bridge is not None and ch.bridge is bridge and bridge is not None:
+                bridge.channels.remove(ch)
+                ch.bridge = None
+                self.sw.emit("BridgeLeave", [*bridge.snapshot(), *ch.snapshot()])
+        if bridge is not None and not bridge.channels:
+            self.sw.emit("BridgeDestroy", bridge.snapshot())
+        for ch, where in ((first, where1), (second, where2)):
+            self.sw.redirect(ch, *where)
+
+    def act_blindtransfer(self, session: Session, message: Message) -> None:
+        ch = self._channel(session, message)
+        if ch is None:
+            return
+        context, exten = message.get("Context") or ch.context, message.get("Exten")
+        if not exten:
+            self._error(session, message, "No extension specified")
+            return
+        problem = self.sw.blind_transfer(ch, context, exten)
+        if problem:
+            self._error(session, message, problem)
+        else:
+            self._ok(session, message, "Transfer succeeded")
+
+    def act_atxfer(self, session: Session, message: Message) -> None:
+        # The default features.conf has an empty atxfer featuremap (recording 03d, step 1).
+        if self._channel(session, message) is None:
+            return
+        self._error(session, message, "No attended transfer feature code found")
+
+    def act_coreshowchannels(self, session: Session, message: Message) -> None:
+        items = []
+        for ch in sorted(self.sw.channels.values(), key=lambda c: c.name):
+            items.append([("Event", "CoreShowChannel"), ("ActionID", message.get("ActionID")), *ch.snapshot(),
+                          ("Application", ch.app), ("ApplicationData", ch.appdata),
+                          ("Duration", _duration(self.sw.now() - ch.created)),
+                          ("BridgeId", ch.bridge.uniqueid if ch.bridge else "")])
+        self._ok(session, message, None, [("EventList", "start"), ("Message", "Channels will follow")])
+        for item in items:
+            session.send(item if message.has("ActionID") else [p for p in item if p[0] != "ActionID"])
+        session.send([("Event", "CoreShowChannelsComplete"), *self._id(message), ("EventList", "Complete"),
+                      ("ListItems", len(items))])
+
+    def act_status(self, session: Session, message: Message) -> None:
+        channels = list(self.sw.channels.values())
+        if message.get("Channel"):
+            ch = self.sw.find_channel(message.get("Channel"))
+            if ch is None:
+                self._error(session, message, "No such channel")
+                return
+            channels = [ch]
+        items = [[("Event", "Status"), ("Privilege", "Call"), *ch.snapshot(), ("Type", ch.tech),
+                  ("DNID", ""), ("EffectiveConnectedLineNum", "<unknown>"),
+                  ("EffectiveConnectedLineName", "<unknown>"), ("TimeToHangup", 0),
+                  ("BridgeID", ch.bridge.uniqueid if ch.bridge else ""), ("Application", ch.app),
+                  ("Data", ch.appdata), ("Nativeformats", "(ulaw)"), ("Readformat", "ulaw"),
+                  ("Readtrans", ""), ("Writeformat", "ulaw"), ("Writetrans", ""), ("Callgroup", 0),
+                  ("Pickupgroup", 0), ("Seconds", int(self.sw.now() - ch.created))] for ch in channels]
+        self._ok(session, message, None, [("EventList", "start"), ("Message", "Channel status will follow")])
+        for item in items:
+            session.send(item + self._id(message))
+        session.send([("Event", "StatusComplete"), *self._id(message), ("EventList", "Complete"),
+                      ("ListItems", len(items)), ("Items", len(items))])
+
+    # --- AstDB --------------------------------------------------------------------------------
+
+    def act_dbput(self, session: Session, message: Message) -> None:
+        family, key = message.get("Family"), message.get("Key")
+        if not family:
+            self._error(session, message, "No family specified")
+            return
+        if not key:
+            self._error(session, message, "No key specified")
+            return
+        self.sw.astdb[f"{family}/{key}"] = message.get("Val")
+        self._ok(session, message, "Updated database successfully")
+
+    def act_dbget(self, session: Session, message: Message) -> None:
+        family, key = message.get("Family"), message.get("Key")
+        if not family:
+            self._error(session, message, "No family specified.")
+            return
+        if not key:
+            self._error(session, message, "No key specified.")
+            return
+        value = self.sw.astdb.get(f"{family}/{key}")
+        if value is None:
+            self._error(session, message, "Database entry not found")
+            return
+        self._ok(session, message, None, [("EventList", "start"), ("Message", "Result will follow")])
+        session.send([("Event", "DBGetResponse"), *self._id(message), ("Family", family), ("Key", key),
+                      ("Val", value)])
+        session.send([("Event", "DBGetComplete"), *self._id(message), ("EventList", "Complete"),
+                      ("ListItems", 1)])
+
+    def act_dbdel(self, session: Session, message: Message) -> None:
+        family, key = message.get("Family"), message.get("Key")
+        if not family or not key:
+            self._error(session, message, "No family specified." if not family else "No key specified.")
+            return
+        if self.sw.astdb.pop(f"{family}/{key}", None) is None:
+            self._error(session, message, "Database entry not found")
+            return
+        self._ok(session, message, "Key deleted successfully")
+
+    # --- queues -------------------------------------------------------------------------------
+
+    def act_queueadd(self, session: Session, message: Message) -> None:
+        queue, interface = message.get("Queue"), message.get("Interface")
+        if not queue or not interface:
+            self._error(session, message, "'Queue' and 'Interface' not set.")
+            return
+        problem = self.sw.queues.add_member(
+            queue, interface, message.get("MemberName"), message.get("StateInterface"),
+            int(message.get("Penalty") or 0), message.get("Paused").lower() in ("true", "yes", "1"),
+            message.get("Reason"))
+        if problem:
+            self._error(session, message, problem)
+        else:
+            self._ok(session, message, "Added interface to queue")
+
+    def act_queueremove(self, session: Session, message: Message) -> None:
+        queue, interface = message.get("Queue"), message.get("Interface")
+        if not queue or not interface:
+            self._error(session, message, "Need 'Queue' and 'Interface' parameters.")
+            return
+        problem = self.sw.queues.remove_member(queue, interface)
+        if problem:
+            self._error(session, message, problem)
+        else:
+            self._ok(session, message, "Removed interface from queue")
+
+    def act_queuepause(self, session: Session, message: Message) -> None:
+        interface, paused = message.get("Interface"), message.get("Paused")
+        if not interface or not paused:
+            self._error(session, message, "Need 'Interface' and 'Paused' parameters.")
+            return
+        pause = paused.lower() in ("true", "yes", "1")
+        problem = self.sw.queues.pause_member(message.get("Queue") or None, interface, pause, message.get("Reason"))
+        if problem:
+            self._error(session, message, problem)
+        else:
+            self._ok(session, message, "Interface paused successfully" if pause else "Interface unpaused successfully")
+
+    def act_queuepenalty(self, session: Session, message: Message) -> None:
+        interface, penalty = message.get("Interface"), message.get("Penalty")
+        if not interface or not penalty.lstrip("-").isdigit():
+            self._error(session, message, "Need 'Interface' and 'Penalty' parameters.")
+            return
+        problem = self.sw.queues.penalty_member(message.get("Queue") or None, interface, int(penalty))
+        if problem:
+            self._error(session, message, problem)
+        else:
+            self._ok(session, message, "Interface penalty set successfully")
+
+    def act_queuewithdrawcaller(self, session: Session, message: Message) -> None:
+        queue, caller = message.get("Queue"), message.get("Caller")
+        if not queue or not caller:
+            self._error(session, message, "'Queue' and 'Caller' not set.")
+            return
+        problem = self.sw.queues.withdraw(queue, caller, message.get("WithdrawInfo"))
+        if problem:
+            self._error(session, message, problem)
+        else:
+            self._ok(session, message, "Withdraw requested successfully")
+
+    def act_queuestatus(self, session: Session, message: Message) -> None:
+        wanted = message.get("Queue")
+        items: list[list[tuple[str, object]]] = []
+        now = self.sw.now()
+        for q in self.sw.queues.queues.values():
+            if wanted and q.name != wanted:
+                continue
+            total = q.completed + q.abandoned
+            perf = 100.0 * q.completed_in_sl / q.completed if q.completed else 100.0
+            perf2 = 100.0 * q.completed_in_sl / total if total else 100.0
+            items.append([("Event", "QueueParams"), ("Queue", q.name), ("Max", q.maxlen), ("Strategy", q.strategy),
+                          ("Calls", len(q.callers)), ("Holdtime", int(q.holdtime_avg)),
+                          ("TalkTime", int(q.talktime_avg)), ("Completed", q.completed),
+                          ("Abandoned", q.abandoned), ("ServiceLevel", q.servicelevel),
+                          ("ServicelevelPerf", f"{perf:.1f}"), ("ServicelevelPerf2", f"{perf2:.1f}"),
+                          ("Weight", q.weight)])
+            for m in q.members.values():
+                items.append([("Event", "QueueMember"), ("Queue", q.name), ("Name", m.name),
+                              ("Location", m.interface), ("StateInterface", m.state_interface),
+                              ("Membership", "dynamic" if m.dynamic else "static"), ("Penalty", m.penalty),
+                              ("CallsTaken", m.calls_taken), ("LastCall", int(m.last_call)),
+                              ("LastPause", int(m.last_pause)), ("LoginTime", int(m.login_time)),
+                              ("InCall", int(m.in_call)), ("Status", m.status), ("Paused", int(m.paused)),
+                              ("PausedReason", m.paused_reason), ("Wrapuptime", m.wrapuptime)])
+            for position, caller in enumerate(q.callers, 1):
+                ch = caller.channel
+                items.append([("Event", "QueueEntry"), ("Queue", q.name), ("Position", position),
+                              ("Channel", ch.name), ("Uniqueid", ch.uniqueid),
+                              ("CallerIDNum", ch.cid_num or "<unknown>"), ("CallerIDName", ch.cid_name or "<unknown>"),
+                              ("ConnectedLineNum", ch.conn_num or "<unknown>"),
+                              ("ConnectedLineName", ch.conn_name or "<unknown>"),
+                              ("Wait", int(now - caller.joined)), ("Priority", caller.priority)])
+        self._list(session, message, "Queue status will follow", items, "QueueStatusComplete")
+
+    def act_queuesummary(self, session: Session, message: Message) -> None:
+        wanted = message.get("Queue")
+        items = []
+        now = self.sw.now()
+        for q in self.sw.queues.queues.values():
+            if wanted and q.name != wanted:
+                continue
+            logged = len(q.members)
+            available = sum(1 for m in q.members.values() if self.sw.queues.available(q, m))
+            longest = max((int(now - c.joined) for c in q.callers), default=0)
+            items.append([("Event", "QueueSummary"), ("Queue", q.name), ("LoggedIn", logged),
+                          ("Available", available), ("Callers", len(q.callers)), ("HoldTime", int(q.holdtime_avg)),
+                          ("TalkTime", int(q.talktime_avg)), ("LongestHoldTime", longest)])
+        self._list(session, message, "Queue summary will follow", items, "QueueSummaryComplete")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
