@@ -276,9 +276,9 @@ class AppQueue:
             return "UNKNOWN"
         if q.maxlen and len(q.callers) >= q.maxlen:
             return "FULL"
-        if q.joinempty.lower() in ("no", "strict", "unavailable", "paused", "penalty", "loggedin"):
-            if not q.members:
-                return "JOINEMPTY"
+        strict = q.joinempty.lower() in ("no", "strict", "unavailable", "paused", "penalty", "loggedin")
+        if strict and not q.members:
+            return "JOINEMPTY"
         sw = self.sw
         for name in ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS"):
             sw.setvar(ch, name, "")
@@ -380,7 +380,7 @@ class AppQueue:
         for caller in q.callers:
             if caller.channel.name == channel_name:
                 ch = caller.channel
-                self.sw.scheduler.call_soon(lambda: self._do_withdraw(ch, info))
+                self.sw.scheduler.call_soon(lambda ch=ch: self._do_withdraw(ch, info))
                 return None
         return "Unable to request withdraw from queue: No such caller"
 
