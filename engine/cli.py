@@ -52,6 +52,38 @@ def plan_render(
         typer.echo(f"wrote {path}")
 
 
+@app.command("softswitch")
+def softswitch(
+    plan: Path = typer.Option(..., "--plan", help="Site plan whose rendered dialplan the emulator runs."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on (loopback by default)."),
+    port: int = typer.Option(5038, help="AMI port."),
+    username: str = typer.Option("sas-router", help="AMI user the engine logs in as."),
+    secret: str = typer.Option(..., envvar="SAS_AMI_SECRET", prompt=False,
+                               help="AMI secret (or SAS_AMI_SECRET); never logged."),
+) -> None:
+    """Run the Asterisk 22 softswitch emulator for one site, speaking AMI over TCP."""
+    import asyncio
+
+    from simulator.softswitch.clock import Scheduler
+    from simulator.softswitch.server import AmiServer, User
+    from simulator.softswitch.site import build_site
+
+    async def serve() -> None:
+        switch = build_site(plan, Scheduler(virtual=False))
+        server = AmiServer(switch, {username: User(secret)})
+        bound = await server.start(host, port)
+        typer.echo(f"softswitch for {switch.system_name} listening for AMI on {host}:{bound} (Ctrl-C stops it)")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    try:
+        asyncio.run(serve())
+    except KeyboardInterrupt:
+        typer.echo("softswitch stopped")
+
+
 def main() -> None:
     app()
 

@@ -8,3 +8,6 @@ $SAS plan check dialplans/sas-69.yaml dialplans/sas-38.yaml
 echo
 echo "== sas-router plan render: Asterisk configuration into var/demo/"
 for site in sas-69 sas-38; do $SAS plan render "dialplans/$site.yaml" --out "var/demo/$site"; done
+echo
+echo "== the emulated Rhône switchboard (Asterisk 22 stand-in) routing calls with no engine attached"
+.venv/bin/python -m simulator.demo_call
