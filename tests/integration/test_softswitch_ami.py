@@ -13,7 +13,7 @@ from simulator.softswitch.clock import Scheduler
 from simulator.softswitch.core import Softswitch
 from simulator.softswitch.server import AmiServer
 
-ETC = Path(__file__).resolve().parents[3] / "shared" / "ami-transcripts" / "asterisk-etc"
+ETC = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts" / "asterisk-etc"
 
 
 @pytest.fixture
