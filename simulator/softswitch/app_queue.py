@@ -218,9 +218,13 @@ class AppQueue:
         self.sw.emit("QueueMemberRemoved", self.member_fields(q, m))
         return None
 
+    def _members_named(self, queue: str | None, interface: str) -> list[tuple[QueueModel, Member]]:
+        """The member ``interface`` in ``queue``, or in every queue when no queue is named (AMI rule)."""
+        return [(q, q.members[interface]) for q in self.queues.values()
+                if queue in (None, "", q.name) and interface in q.members]
+
     def pause_member(self, queue: str | None, interface: str, paused: bool, reason: str) -> str | None:
-        hits = [(q, q.members[interface]) for q in self.queues.values()
-                if (queue in (None, "", q.name)) and interface in q.members]
+        hits = self._members_named(queue, interface)
         if not hits:
             return "Interface not found"
         for q, m in hits:
@@ -233,8 +237,7 @@ class AppQueue:
         return None
 
     def penalty_member(self, queue: str | None, interface: str, penalty: int) -> str | None:
-        hits = [(q, q.members[interface]) for q in self.queues.values()
-                if (queue in (None, "", q.name)) and interface in q.members]
+        hits = self._members_named(queue, interface)
         if not hits:
             return "Invalid interface, queuename or penalty"
         for q, m in hits:
@@ -311,6 +314,8 @@ class AppQueue:
         return None
 
     def _leave(self, q: QueueModel, caller: QueueCaller) -> int:
+        """Take the caller out of the queue (answer, abandon, withdraw or timeout alike) and report
+        it as app_queue does: queue device state, then QueueCallerLeave. Returns the position."""
         position = q.callers.index(caller) + 1
         q.callers.remove(caller)
         if caller.ring_timer is not None:
@@ -318,6 +323,10 @@ class AppQueue:
         if caller.attempt is not None:
             self.sw.cancel_attempt(caller.attempt)
             caller.attempt = None
+        self.sw.emit("DeviceStateChange", [("Device", f"Queue:{q.name}"),
+                                           ("State", "RINGING" if q.callers else "NOT_INUSE")])
+        self.sw.emit("QueueCallerLeave", [*caller.channel.snapshot(), ("Queue", q.name), ("Position", position),
+                                          ("Count", len(q.callers))])
         return position
 
     def _wait_vars(self, ch: Channel, caller: QueueCaller) -> None:
@@ -349,10 +358,6 @@ class AppQueue:
             sw.setvar(ch, "QUEUE_WITHDRAW_INFO", withdraw_info)
         sw.emit("MusicOnHoldStop", ch.snapshot())
         position = self._leave(q, caller)
-        sw.emit("DeviceStateChange", [("Device", f"Queue:{q.name}"),
-                                      ("State", "RINGING" if q.callers else "NOT_INUSE")])
-        sw.emit("QueueCallerLeave", [*ch.snapshot(), ("Queue", q.name), ("Position", position),
-                                     ("Count", len(q.callers))])
         if withdraw_info is not None:
             sw.setvar(ch, "QUEUEPOSITION", str(position))
             sw.setvar(ch, "QUEUESTATUS", "WITHDRAW")
@@ -365,10 +370,6 @@ class AppQueue:
         self._wait_vars(ch, caller)
         sw.emit("MusicOnHoldStop", ch.snapshot())
         position = self._leave(q, caller)
-        sw.emit("DeviceStateChange", [("Device", f"Queue:{q.name}"),
-                                      ("State", "RINGING" if q.callers else "NOT_INUSE")])
-        sw.emit("QueueCallerLeave", [*ch.snapshot(), ("Queue", q.name), ("Position", position),
-                                     ("Count", len(q.callers))])
         sw.setvar(ch, "QUEUEPOSITION", str(position))
         sw.setvar(ch, "QUEUESTATUS", "TIMEOUT")
         sw.resume_pbx(ch)
@@ -444,10 +445,6 @@ class AppQueue:
         ch = caller.channel
         sw.emit("MusicOnHoldStop", ch.snapshot())
         position = self._leave(q, caller)
-        sw.emit("DeviceStateChange", [("Device", f"Queue:{q.name}"),
-                                      ("State", "RINGING" if q.callers else "NOT_INUSE")])
-        sw.emit("QueueCallerLeave", [*ch.snapshot(), ("Queue", q.name), ("Position", position),
-                                     ("Count", len(q.callers))])
         holdtime = int(sw.now() - caller.joined)
         sw.setvar(ch, "QUEUEPOSITION", str(position))
         sw.setvar(ch, "QUEUEWAIT", str(holdtime))

@@ -276,7 +276,7 @@ class Softswitch:
             ch.pbx = Pbx()
         ch.pbx.generation += 1
         generation = ch.pbx.generation
-        self.scheduler.call_soon(lambda: self._run(ch, generation, first=True))
+        self.scheduler.call_soon(lambda: self._run(ch, generation))
 
     def resume_pbx(self, ch: Channel, *, next_priority: bool = True) -> None:
         """A blocking application finished: continue at the next priority."""
@@ -288,7 +288,7 @@ class Softswitch:
         generation = ch.pbx.generation
         self.scheduler.call_soon(lambda: self._run(ch, generation))
 
-    def _run(self, ch: Channel, generation: int, first: bool = False) -> None:
+    def _run(self, ch: Channel, generation: int) -> None:
         """Execute priorities until an application blocks, the channel hangs up or is moved."""
         steps = 0
         while True:
@@ -533,10 +533,7 @@ class Softswitch:
             state.timer.cancel()
         caller = state.caller
         self.emit("DialEnd", [*caller.snapshot(), *leg.snapshot("Dest"), ("DialStatus", "ANSWER")])
-        for other in state.legs:
-            if other is not leg:
-                self.emit("DialEnd", [*caller.snapshot(), *other.snapshot("Dest"), ("DialStatus", "CANCEL")])
-                self.destroy(other, 16)
+        self._end_legs(caller, [other for other in state.legs if other is not leg], "CANCEL", 16)
         self.setvar(caller, "DIALSTATUS", "ANSWER")
         if caller.state != 6:
             self._answer(caller)
@@ -559,13 +556,17 @@ class Softswitch:
             self.setvar(state.caller, "DIALSTATUS", status)
             self.resume_pbx(state.caller)
 
+    def _end_legs(self, caller: Channel, legs: list[Channel], status: str, cause: int) -> None:
+        """Dialled legs that lost (timeout, cancel, another leg answered): DialEnd, then hang up."""
+        for leg in list(legs):
+            self.emit("DialEnd", [*caller.snapshot(), *leg.snapshot("Dest"), ("DialStatus", status)])
+            self.destroy(leg, cause)
+
     def _dial_timeout(self, state: DialState) -> None:
         if state.done:
             return
         state.done = True
-        for leg in list(state.legs):
-            self.emit("DialEnd", [*state.caller.snapshot(), *leg.snapshot("Dest"), ("DialStatus", "NOANSWER")])
-            self.destroy(leg, 19)
+        self._end_legs(state.caller, state.legs, "NOANSWER", 19)
         self.setvar(state.caller, "DIALSTATUS", "NOANSWER")
         self.resume_pbx(state.caller)
 
@@ -575,9 +576,7 @@ class Softswitch:
         state.done = True
         if state.timer:
             state.timer.cancel()
-        for leg in list(state.legs):
-            self.emit("DialEnd", [*state.caller.snapshot(), *leg.snapshot("Dest"), ("DialStatus", "CANCEL")])
-            self.destroy(leg, 16)
+        self._end_legs(state.caller, state.legs, "CANCEL", 16)
 
     # --- outgoing channels --------------------------------------------------------------------
 
@@ -805,11 +804,9 @@ class Softswitch:
         attempt.done = True
         if attempt.timer:
             attempt.timer.cancel()
-        ch = attempt.caller.channel
-        for member, leg in attempt.legs:
+        for member, _ in attempt.legs:
             member.ringing = False
-            self.emit("DialEnd", [*ch.snapshot(), *leg.snapshot("Dest"), ("DialStatus", "CANCEL")])
-            self.destroy(leg, 16)
+        self._end_legs(attempt.caller.channel, [leg for _, leg in attempt.legs], "CANCEL", 16)
 
     # --- bridges ------------------------------------------------------------------------------
 

@@ -184,6 +184,13 @@ class AmiServer:
     def _error(self, session: Session, message: Message, text: str) -> None:
         session.send([("Response", "Error"), *self._id(message), ("Message", text)])
 
+    def _reply(self, session: Session, message: Message, problem: str | None, success: str) -> None:
+        """Actions whose model call returns Asterisk's error text, or None on success."""
+        if problem:
+            self._error(session, message, problem)
+        else:
+            self._ok(session, message, success)
+
     def _list(self, session: Session, message: Message, intro: str, items: list[list[tuple[str, object]]],
               complete: str, item_event: str | None = None) -> None:
         self._ok(session, message, None, [("EventList", "start"), ("Message", intro)])
@@ -456,10 +463,7 @@ class AmiServer:
             self._error(session, message, "No extension specified")
             return
         problem = self.sw.blind_transfer(ch, context, exten)
-        if problem:
-            self._error(session, message, problem)
-        else:
-            self._ok(session, message, "Transfer succeeded")
+        self._reply(session, message, problem, "Transfer succeeded")
 
     def act_atxfer(self, session: Session, message: Message) -> None:
         # The default features.conf has an empty atxfer featuremap (recording 03d, step 1).
@@ -553,10 +557,7 @@ class AmiServer:
             queue, interface, message.get("MemberName"), message.get("StateInterface"),
             int(message.get("Penalty") or 0), message.get("Paused").lower() in ("true", "yes", "1"),
             message.get("Reason"))
-        if problem:
-            self._error(session, message, problem)
-        else:
-            self._ok(session, message, "Added interface to queue")
+        self._reply(session, message, problem, "Added interface to queue")
 
     def act_queueremove(self, session: Session, message: Message) -> None:
         queue, interface = message.get("Queue"), message.get("Interface")
@@ -564,10 +565,7 @@ class AmiServer:
             self._error(session, message, "Need 'Queue' and 'Interface' parameters.")
             return
         problem = self.sw.queues.remove_member(queue, interface)
-        if problem:
-            self._error(session, message, problem)
-        else:
-            self._ok(session, message, "Removed interface from queue")
+        self._reply(session, message, problem, "Removed interface from queue")
 
     def act_queuepause(self, session: Session, message: Message) -> None:
         interface, paused = message.get("Interface"), message.get("Paused")
@@ -576,10 +574,8 @@ class AmiServer:
             return
         pause = paused.lower() in ("true", "yes", "1")
         problem = self.sw.queues.pause_member(message.get("Queue") or None, interface, pause, message.get("Reason"))
-        if problem:
-            self._error(session, message, problem)
-        else:
-            self._ok(session, message, "Interface paused successfully" if pause else "Interface unpaused successfully")
+        self._reply(session, message, problem,
+                    "Interface paused successfully" if pause else "Interface unpaused successfully")
 
     def act_queuepenalty(self, session: Session, message: Message) -> None:
         interface, penalty = message.get("Interface"), message.get("Penalty")
@@ -587,10 +583,7 @@ class AmiServer:
             self._error(session, message, "Need 'Interface' and 'Penalty' parameters.")
             return
         problem = self.sw.queues.penalty_member(message.get("Queue") or None, interface, int(penalty))
-        if problem:
-            self._error(session, message, problem)
-        else:
-            self._ok(session, message, "Interface penalty set successfully")
+        self._reply(session, message, problem, "Interface penalty set successfully")
 
     def act_queuewithdrawcaller(self, session: Session, message: Message) -> None:
         queue, caller = message.get("Queue"), message.get("Caller")
@@ -598,10 +591,7 @@ class AmiServer:
             self._error(session, message, "'Queue' and 'Caller' not set.")
             return
         problem = self.sw.queues.withdraw(queue, caller, message.get("WithdrawInfo"))
-        if problem:
-            self._error(session, message, problem)
-        else:
-            self._ok(session, message, "Withdraw requested successfully")
+        self._reply(session, message, problem, "Withdraw requested successfully")
 
     def act_queuestatus(self, session: Session, message: Message) -> None:
         wanted = message.get("Queue")

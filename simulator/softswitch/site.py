@@ -26,7 +26,6 @@ def build_site(plan: Plan | Path | str, scheduler: Scheduler | None = None, *, s
     sw.endpoints[C.OPERATOR_ENDPOINT] = Endpoint(C.OPERATOR_ENDPOINT, answer_after=None)
     for partner in plan.partners:
         sw.endpoint_contexts[partner] = C.partner_context(partner)
-    sw.site_id = plan.site.id  # type: ignore[attr-defined]
     return sw
 
 
