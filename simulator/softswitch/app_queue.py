@@ -10,6 +10,7 @@ first queue reports a stale AgentComplete when the caller finally hangs up.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -66,6 +67,8 @@ class Session:
     holdtime: int
     connected_at: float
     done: bool = False
+    #: Queue() has set DIALEDTIME/ANSWEREDTIME for this call (once, when the caller's bridge ends).
+    timers_set: bool = False
 
 
 @dataclass
@@ -90,6 +93,14 @@ class QueueModel:
     holdtime_avg: float = 0.0
     talktime_avg: float = 0.0
     rr_last: int = -1
+
+    def service_level_perf(self) -> tuple[float, float]:
+        """app_queue's two service-level figures: answered in time over answered, and over
+        answered plus abandoned (QueueParams ServicelevelPerf/ServicelevelPerf2)."""
+        total = self.completed + self.abandoned
+        perf = 100.0 * self.completed_in_sl / self.completed if self.completed else 100.0
+        perf2 = 100.0 * self.completed_in_sl / total if total else 100.0
+        return perf, perf2
 
 
 def parse_queues_conf(text: str) -> tuple[dict[str, QueueModel], dict[str, str]]:
@@ -253,6 +264,8 @@ class AppQueue:
             for m in q.members.values():
                 if m.state_interface == device and m.status != state:
                     m.status = state
+                    if state == NOT_INUSE:
+                        m.in_call = False
                     self.sw.emit("QueueMemberStatus", self.member_fields(q, m))
         self.sw.scheduler.call_soon(self.dispatch_all)
 
@@ -285,6 +298,8 @@ class AppQueue:
         sw = self.sw
         for name in ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS"):
             sw.setvar(ch, name, "")
+        if ch.variables.get("ABANDONED"):
+            sw.setvar(ch, "ABANDONED", "")
         try:
             prio = int(ch.variables.get("QUEUE_PRIO", "0") or 0)
         except ValueError:
@@ -339,15 +354,25 @@ class AppQueue:
         self.sw.setvar(ch, "ANSWEREDTIME", "0")
         self.sw.setvar(ch, "ANSWEREDTIME_MS", "0")
 
-    def abandon(self, ch: Channel, *, withdraw_info: str | None = None) -> None:
-        """The waiting caller leaves without an answer: hangup, Redirect or QueueWithdrawCaller."""
+    def abandon(self, ch: Channel, *, withdraw_info: str | None = None,
+                relocate: Callable[[], None] | None = None) -> None:
+        """The waiting caller leaves without an answer: hangup, Redirect or QueueWithdrawCaller.
+
+        A hang-up and a Redirect look the same here (scenarios 04, 05): the music stops, the wait
+        timers are set, then ABANDONED, QueueCallerAbandon and QueueCallerLeave. A Redirect's new
+        location (``relocate``) is published between the timers and ABANDONED. A withdrawal
+        (scenario 08) sets QUEUE_WITHDRAW_INFO and returns QUEUESTATUS=WITHDRAW to the dialplan.
+        """
         found = self.find_caller(ch)
         if found is None:
             return
         q, caller = found
         sw = self.sw
-        if withdraw_info is not None:
-            self._wait_vars(ch, caller)
+        if withdraw_info is None:
+            sw.emit("MusicOnHoldStop", ch.snapshot())
+        self._wait_vars(ch, caller)
+        if relocate is not None:
+            relocate()
         sw.setvar(ch, "ABANDONED", "TRUE")
         position = q.callers.index(caller) + 1
         holdtime = int(sw.now() - caller.joined)
@@ -356,10 +381,10 @@ class AppQueue:
         q.abandoned += 1
         if withdraw_info is not None:
             sw.setvar(ch, "QUEUE_WITHDRAW_INFO", withdraw_info)
-        sw.emit("MusicOnHoldStop", ch.snapshot())
+            sw.emit("MusicOnHoldStop", ch.snapshot())
         position = self._leave(q, caller)
+        sw.setvar(ch, "QUEUEPOSITION", str(position))
         if withdraw_info is not None:
-            sw.setvar(ch, "QUEUEPOSITION", str(position))
             sw.setvar(ch, "QUEUESTATUS", "WITHDRAW")
 
     def _timeout(self, q: QueueModel, caller: QueueCaller) -> None:
@@ -463,7 +488,8 @@ class AppQueue:
         self.sessions.append(session)
         sw.bridge_pair(agent, ch)
 
-    def end_session(self, session: Session, reason: str) -> None:
+    def end_session(self, session: Session, reason: str,
+                    caller_snapshot: list[tuple[str, object]] | None = None) -> None:
         """AgentComplete: on the first hangup request on either side, or a transfer."""
         if session.done:
             return
@@ -473,7 +499,7 @@ class AppQueue:
         talk = int(sw.now() - session.connected_at)
         agent_alive = session.agent is not None and not session.agent.hungup
         dest = session.agent.snapshot("Dest") if agent_alive and session.agent else []
-        sw.emit("AgentComplete", [*session.caller.snapshot(), *dest, ("Queue", q.name),
+        sw.emit("AgentComplete", [*(caller_snapshot or session.caller.snapshot()), *dest, ("Queue", q.name),
                                   ("Interface", member.interface), ("MemberName", member.name),
                                   ("HoldTime", session.holdtime), ("TalkTime", talk), ("Reason", reason)])
         q.completed += 1
@@ -482,7 +508,29 @@ class AppQueue:
         member.wrapup_until = sw.now() + (member.wrapuptime or q.wrapuptime)
         if member.wrapup_until > sw.now():
             sw.scheduler.call_at(member.wrapup_until, lambda: self.dispatch(q))
-        self.sessions = [s for s in self.sessions if not s.done]
+        self._prune()
+
+    def caller_left_bridge(self, ch: Channel) -> None:
+        """Queue()'s bridge ended for this caller: it records the call's timers on the channel
+        (a hang-up reports the answered time first, a redirect or transfer the dialled time)."""
+        for session in self.sessions_of(ch):
+            if session.timers_set:
+                continue
+            session.timers_set = True
+            now = self.sw.now()
+            answered = ("ANSWEREDTIME", now - session.connected_at if ch.hungup else 0.0)
+            dialed = ("DIALEDTIME", now - ch.created)
+            for name, seconds in (answered, dialed) if ch.hungup else (dialed, answered):
+                self.sw.setvar(ch, name, str(int(seconds)))
+                self.sw.setvar(ch, f"{name}_MS", str(int(seconds * 1000)))
+        self._prune()
+
+    def _prune(self) -> None:
+        # A finished session is kept until Queue() has also reported the end of its bridge.
+        self.sessions = [s for s in self.sessions if not (s.done and (s.timers_set or s.caller.hungup))]
+
+    def sessions_of(self, ch: Channel) -> list[Session]:
+        return [s for s in self.sessions if s.caller is ch]
 
     def hangup_requested(self, ch: Channel) -> None:
         for session in list(self.sessions):
@@ -491,7 +539,7 @@ class AppQueue:
             elif session.agent is ch:
                 self.end_session(session, "agent")
 
-    def transferred(self, transferer: Channel) -> None:
+    def transferred(self, transferer: Channel, caller_snapshot: list[tuple[str, object]] | None = None) -> None:
         for session in list(self.sessions):
             if session.agent is transferer or session.caller is transferer:
-                self.end_session(session, "transfer")
+                self.end_session(session, "transfer", caller_snapshot)

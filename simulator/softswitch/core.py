@@ -309,8 +309,7 @@ class Softswitch:
                 return
             data = self.subst(ch, step.data)
             ch.app, ch.appdata = step.app, data
-            self.emit("Newexten", [*ch.snapshot(), ("Extension", ch.exten), ("Application", step.app),
-                                   ("AppData", data)], "dialplan")
+            self.publish_location(ch)
             outcome = getattr(self, f"app_{step.app.lower()}")(ch, data)
             if outcome == "block" or ch.hungup or ch.pbx is None or ch.pbx.generation != generation:
                 return
@@ -321,6 +320,30 @@ class Softswitch:
                 log.error("dialplan loop", channel=ch.name)
                 self.request_hangup(ch, 16, soft=True)
                 return
+
+    def publish_location(self, ch: Channel) -> None:
+        """Newexten for the channel's location, once per location (a Redirect publishes the new
+        location with the application still running, so the first step there shows none)."""
+        location = (ch.context, ch.exten, ch.priority)
+        if location == ch.published_location:
+            return
+        ch.published_location = location
+        self.emit("Newexten", [*ch.snapshot(), ("Extension", ch.exten), ("Application", ch.app),
+                               ("AppData", ch.appdata)], "dialplan")
+
+    def _run_hangup_handler(self, ch: Channel) -> None:
+        """A channel whose PBX ends by hang-up runs the ``h`` extension of its context, if any."""
+        ext = self.dialplan.find(ch.context, "h")
+        if ext is None or ch.exten == "h":
+            return
+        ch.exten, ch.priority = "h", 1
+        while (step := ext.steps.get(ch.priority)) is not None and ch.priority < 100:
+            if step.app.lower() not in ("noop", "verbose", "set", "log"):
+                break  # only side-effect-free steps make sense after the caller has gone
+            ch.app, ch.appdata = step.app, self.subst(ch, step.data)
+            self.publish_location(ch)
+            getattr(self, f"app_{step.app.lower()}")(ch, ch.appdata)
+            ch.priority += 1
 
     def goto(self, ch: Channel, target: str) -> None:
         parts = [p.strip() for p in dp.split_args(target)]
@@ -405,6 +428,7 @@ class Softswitch:
             func, args = fm.group(1), dp.split_args(fm.group(2))
             if func == "CALLERID":
                 what = args[0].lower()
+                before = (ch.cid_num, ch.cid_name)
                 if what == "num":
                     ch.cid_num = value
                 elif what == "name":
@@ -413,7 +437,7 @@ class Softswitch:
                     ch.cid_pres = PRES_NAMES.get(value.lower(), ch.cid_pres)
                 else:
                     return "next"
-                if what in ("num", "name"):
+                if what in ("num", "name") and (ch.cid_num, ch.cid_name) != before:
                     self.emit("NewCallerid", [*ch.snapshot(), ("CID-CallingPres", self._pres(ch))])
             elif func == "DB":
                 self.astdb[fm.group(2).strip("/")] = value
@@ -597,6 +621,7 @@ class Softswitch:
                                    state=4, context=context, exten=exten)
             one.peer, two.peer, one.half, two.half = two, one, 1, 2
             one.app, one.appdata = app_label, "(Outgoing Line)"
+            one.dialstring = target[6:]
             two.variables["__local_optimize"] = "yes" if optimize else "no"
             return one
         if target.startswith("PJSIP/"):
@@ -616,6 +641,7 @@ class Softswitch:
                 name = f"PJSIP/{number}-{next(self._pjsip):08x}"
                 ch = self.new_channel(name, "PJSIP", linkedid=linkedid, context="", exten=number)
             ch.app, ch.appdata = app_label, "(Outgoing Line)"
+            ch.dialstring = spec
             if parent is not None:
                 self.inherit_to(parent, ch)
                 ch.conn_num, ch.conn_name = parent.cid_num, parent.cid_name
@@ -623,11 +649,15 @@ class Softswitch:
             return ch
         return None
 
-    def place_outgoing(self, leg: Channel) -> None:
-        """Start ringing a created outgoing channel (Local ;2 runs its dialplan; PJSIP rings)."""
+    def place_outgoing(self, leg: Channel, local_one: list[tuple[str, Any]] | None = None) -> None:
+        """Start ringing a created outgoing channel (Local ;2 runs its dialplan; PJSIP rings).
+
+        ``local_one``: the ;1 snapshot as published before the dialler updated it."""
         if leg.tech == "Local" and leg.peer is not None:
             two = leg.peer
-            self.emit("LocalBridge", [*leg.snapshot("LocalOne"), *two.snapshot("LocalTwo"),
+            one = [(k.replace("Dest", "LocalOne", 1), v) for k, v in local_one] if local_one else \
+                leg.snapshot("LocalOne")
+            self.emit("LocalBridge", [*one, *two.snapshot("LocalTwo"),
                                       ("Context", two.context), ("Exten", two.exten),
                                       ("LocalOptimization", "Yes" if two.variables.get("__local_optimize") == "yes"
                                        else "No")])
@@ -718,9 +748,9 @@ class Softswitch:
             member.ringing = True
             leg.exten = member.interface.split("/", 1)[1].split("@")[0] if leg.tech == "Local" else leg.exten
             if leg.tech == "Local":
+                leg.cid_num, leg.cid_name = ch.cid_num, ch.cid_name
                 self.emit("Newexten", [*leg.snapshot(), ("Extension", leg.exten), ("Application", "AppQueue"),
                                        ("AppData", "(Outgoing Line)")], "dialplan")
-                leg.cid_num, leg.cid_name = ch.cid_num, ch.cid_name
                 self.emit("NewCallerid", [*leg.snapshot(), ("CID-CallingPres", self._pres(leg))])
                 self.inherit_to(ch, leg)
                 dialed = member.interface[6:]
@@ -734,13 +764,19 @@ class Softswitch:
                 self.emit("NewCallerid", [*two.snapshot(), ("CID-CallingPres", self._pres(two))])
                 self.emit("NewConnectedLine", two.snapshot())
             attempt.legs.append((member, leg))
+            # ring_entry copies the caller's exten and identity onto the member leg before calling
+            # it; AgentCalled's snapshot shows them, DialBegin's (published earlier) does not yet.
+            before = leg.snapshot("Dest")
+            if leg.tech == "Local":
+                leg.exten = ch.exten
+            leg.conn_num, leg.conn_name = ch.cid_num, ch.cid_name
             self.emit("AgentCalled", [*ch.snapshot(), *leg.snapshot("Dest"), ("Queue", q.name),
                                       ("Interface", member.interface), ("MemberName", member.name)])
-            self.emit("DialBegin", [*ch.snapshot(), *leg.snapshot("Dest"), ("DialString", member.interface[6:]
-                                    if member.interface.startswith("Local/") else member.interface.split("/", 1)[1])])
+            # app_queue publishes the member's whole interface as the dial string.
+            self.emit("DialBegin", [*ch.snapshot(), *before, ("DialString", member.interface)])
             leg.on_answer.append(lambda leg, member=member: self._member_answered(attempt, member, leg))
             leg.on_hangup.append(lambda leg, member=member: self._member_gone(attempt, member, leg))
-            self.place_outgoing(leg)
+            self.place_outgoing(leg, local_one=before)
         if not attempt.legs:
             attempt.done = True
             self.scheduler.call_later(q.retry or 1, lambda: self.queues.ring_timeout(q, caller))
@@ -757,10 +793,8 @@ class Softswitch:
         ch = attempt.caller.channel
         member.ringing = False
         if leg.tech == "Local":
-            leg.exten = ch.exten
             self.emit("Newexten", [*leg.snapshot(), ("Extension", leg.exten), ("Application", "AppQueue"),
                                    ("AppData", "(Outgoing Line)")], "dialplan")
-            leg.conn_num, leg.conn_name = ch.cid_num, ch.cid_name
             self.emit("NewConnectedLine", leg.snapshot())
         self.emit("DialEnd", [*ch.snapshot(), *leg.snapshot("Dest"), ("DialStatus", "ANSWER")])
         for other_member, other in attempt.legs:
@@ -817,17 +851,29 @@ class Softswitch:
             bridge.channels.append(ch)
             ch.bridge = bridge
             self.emit("BridgeEnter", [*bridge.snapshot(), *ch.snapshot()])
+        for ch in (first, second):
+            if ch.variables.get("BLINDTRANSFER"):
+                self.setvar(ch, "BLINDTRANSFER", "")
         self.setvar(first, "BRIDGEPEER", second.name)
         self.setvar(second, "BRIDGEPEER", first.name)
         return bridge
+
+    def _clear_bridgepeers(self, bridge: Bridge) -> None:
+        # A two-party bridge losing a member clears BRIDGEPEER on both before the BridgeLeave.
+        if len(bridge.channels) == 2:
+            for member in bridge.channels:
+                if member.variables.get("BRIDGEPEER"):
+                    self.setvar(member, "BRIDGEPEER", "")
 
     def leave_bridge(self, ch: Channel, *, dissolve: bool = True) -> None:
         bridge = ch.bridge
         if bridge is None:
             return
+        self._clear_bridgepeers(bridge)
         bridge.channels.remove(ch)
         ch.bridge = None
         self.emit("BridgeLeave", [*bridge.snapshot(), *ch.snapshot()])
+        self.queues.caller_left_bridge(ch)
         if dissolve and len(bridge.channels) == 1:
             # A two-party basic bridge dissolves: the other party is hung up unless it has
             # dialplan to go back to (Queue() without 'c', Dial without 'g' do not continue).
@@ -848,9 +894,15 @@ class Softswitch:
         if ch.hungup:
             return
         ch.hangup_cause = cause
+        if soft and self.queues.find_caller(ch) is not None:
+            # A waiting caller's Queue() notices the hangup and reports the abandon before the
+            # SoftHangupRequest is published (scenario 05, second call).
+            self.queues.abandon(ch)
         self.emit("SoftHangupRequest" if soft else "HangupRequest", [*ch.snapshot(), ("Cause", cause)])
+        ch.hangup_queued = not soft
         if ch.peer is not None and not ch.peer.hungup:
             self.emit("HangupRequest", [*ch.peer.snapshot(), ("Cause", cause)])
+            ch.peer.hangup_queued = True
             self.queues.hangup_requested(ch.peer)
         self.queues.hangup_requested(ch)
         peer = ch.peer
@@ -879,6 +931,10 @@ class Softswitch:
                 endpoint.ringing.remove(ch)
         if ch.bridge is not None:
             self.leave_bridge(ch)
+        if ch.hangup_queued and ch.pbx is not None:
+            self.emit("SoftHangupRequest", [*ch.snapshot(), ("Cause", cause)])
+        if ch.pbx is not None and ch.app:
+            self._run_hangup_handler(ch)
         self.emit("Hangup", [*ch.snapshot(), ("Cause", cause),
                              ("Cause-txt", dp_cause_text(cause))])
         self.channels.pop(ch.name, None)
@@ -893,12 +949,19 @@ class Softswitch:
 
     def redirect(self, ch: Channel, context: str, exten: str, priority: int) -> None:
         """Async goto: the channel leaves its bridge or queue and runs the new dialplan location."""
-        ch.context, ch.exten, ch.priority = context, exten, priority
-        in_queue = self.queues.find_caller(ch) is not None
+        if ch.bridge is not None and ch.variables.get("BRIDGEPEER"):
+            self.setvar(ch, "BRIDGEPEER", "")
+
+        def relocate() -> None:
+            ch.context, ch.exten, ch.priority = context, exten, priority
+            self.publish_location(ch)
+
         if ch.pbx is not None and ch.pbx.wait_timer:
             ch.pbx.wait_timer.cancel()
-        if in_queue:
-            self.queues.abandon(ch)
+        if self.queues.find_caller(ch) is not None:
+            self.queues.abandon(ch, relocate=relocate)
+        else:
+            relocate()
         if ch.bridge is not None:
             self.leave_bridge(ch)
         if ch.pbx is None:
@@ -914,14 +977,25 @@ class Softswitch:
                                         ("IsExternal", "Yes"), ("Context", context), ("Extension", exten)])
             return "Transfer invalid"
         transferee = next(c for c in bridge.channels if c is not transferer)
+        # bridge_basic.c: the transferer is taken off hold, both sides learn BLINDTRANSFER, the
+        # transferer's BRIDGEPEER is cleared, the event goes out, then the transferee moves.
+        self.emit("Unhold", transferer.snapshot())
+        self.setvar(transferer, "BLINDTRANSFER", transferee.name)
+        self.setvar(transferee, "BLINDTRANSFER", transferer.name)
+        self.setvar(transferer, "BRIDGEPEER", "")
         self.emit("BlindTransfer", [("Result", "Success"), *transferer.snapshot("Transferer"),
                                     *transferee.snapshot("Transferee"), *bridge.snapshot(),
                                     ("IsExternal", "Yes"), ("Context", context), ("Extension", exten)])
-        self.queues.transferred(transferer)
+        self.setvar(transferee, "BRIDGEPEER", "")
+        # app_queue reports AgentComplete from the transfer message, whose snapshot predates the move.
+        before_move = transferee.snapshot()
         transferee.context, transferee.exten, transferee.priority = context, exten, 1
+        self.publish_location(transferee)
+        self.queues.transferred(transferer, before_move)
         bridge.channels.remove(transferee)
         transferee.bridge = None
         self.emit("BridgeLeave", [*bridge.snapshot(), *transferee.snapshot()])
+        self.queues.caller_left_bridge(transferee)
         bridge.channels.remove(transferer)
         transferer.bridge = None
         self.emit("BridgeLeave", [*bridge.snapshot(), *transferer.snapshot()])
@@ -947,9 +1021,7 @@ class Softswitch:
 
 
 def target_of(leg: Channel) -> str:
-    if leg.tech == "Local":
-        return leg.name.split("-")[0][6:]
-    return leg.variables.get("__dialed", leg.exten)
+    return leg.dialstring
 
 
 def dp_cause_text(cause: int) -> str:

@@ -75,6 +75,13 @@ class Channel:
     on_answer: list[Callable[[Channel], None]] = field(default_factory=list)
     endpoint: Any = None
     owner_dial: Any = None
+    #: What was dialled, after the technology (``15@from-pstn``, ``6938@sas-38``): DialBegin's DialString.
+    dialstring: str = ""
+    #: A hangup was queued on this channel (HangupRequest): its PBX reports SoftHangupRequest at exit.
+    hangup_queued: bool = False
+    #: The dialplan location last published in a Newexten: Asterisk only emits Newexten when the
+    #: context/exten/priority of the snapshot changes, not for every application.
+    published_location: tuple[str, str, int] | None = None
 
     def snapshot(self, prefix: str = "") -> Fields:
         return [

@@ -52,6 +52,10 @@ class Session:
         self.includes: list[re.Pattern[str]] = []
         self.excludes: list[re.Pattern[str]] = []
         self.closed = False
+        info = writer.get_extra_info if writer is not None else (lambda _key: None)
+        sock, peer = info("sockname"), info("peername")
+        self.local = f"{sock[0]}/{sock[1]}" if sock else "127.0.0.1/5038"
+        self.peer = f"{peer[0]}/{peer[1]}" if peer else "127.0.0.1/0"
 
     def send(self, pairs: list[tuple[str, object]]) -> None:
         if self.closed:
@@ -87,6 +91,9 @@ class AmiServer:
         self._wake = asyncio.Event()
         switch.listeners.append(self._broadcast)
         self.port = 0
+        #: Events raised while an action runs: Asterisk writes the action's response from the
+        #: manager thread before stasis delivers the events the action caused.
+        self._held: list[Event] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -127,6 +134,9 @@ class AmiServer:
         self.sessions.clear()
 
     def _broadcast(self, event: Event) -> None:
+        if self._held is not None:
+            self._held.append(event)
+            return
         pairs = event.pairs()
         for session in list(self.sessions):
             if session.wants(event):
@@ -202,6 +212,15 @@ class AmiServer:
     # --- dispatch -----------------------------------------------------------------------------
 
     def _handle(self, session: Session, message: Message) -> None:
+        self._held = []
+        try:
+            self._dispatch(session, message)
+        finally:
+            held, self._held = self._held, None
+            for event in held:
+                self._broadcast(event)
+
+    def _dispatch(self, session: Session, message: Message) -> None:
         action = message.get("Action").strip()
         if not action:
             self._error(session, message, "Missing action in request")
@@ -230,6 +249,8 @@ class AmiServer:
             log.warning("AMI login refused", username=message.get("Username"))
             self._error(session, message, "Authentication failed")
             session.closed = True
+            self._security_event(session, "InvalidAccountID" if user is None else "InvalidPassword",
+                                 message.get("Username"), "Error")
             return
         session.authenticated, session.user, session.username = True, user, message.get("Username")
         if message.get("Events").lower() in ("off", "no", "false", "0"):
@@ -238,6 +259,20 @@ class AmiServer:
         uptime = int(self.sw.now() - self.sw.started)
         session.send([("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", uptime),
                       ("LastReload", int(self.sw.now() - self.sw.reloaded)), ("Status", "Fully Booted")])
+        self._security_event(session, "SuccessfulAuth", session.username, "Informational", [("UsingPassword", 0)])
+
+    def _security_event(self, session: Session, name: str, account: str, severity: str,
+                        extra: list[tuple[str, object]] | None = None) -> None:
+        """The security-class events Asterisk raises for every AMI login attempt (an admin's
+        SIEM watches for InvalidPassword bursts)."""
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.sw.now())) + ".000+0000"
+        peer = session.peer
+        self.sw.emit(name, [
+            ("EventTV", stamp), ("Severity", severity), ("Service", "AMI"), ("EventVersion", 1),
+            ("AccountID", account), ("SessionID", f"0x{id(session):x}"),
+            ("LocalAddress", f"IPV4/TCP/{session.local}"), ("RemoteAddress", f"IPV4/TCP/{peer}"),
+            *(extra or []), ("SessionTV", stamp),
+        ], "security")
 
     # --- basic actions ------------------------------------------------------------------------
 
@@ -288,19 +323,62 @@ class AmiServer:
     def act_command(self, session: Session, message: Message) -> None:
         command = " ".join(message.get("Command").split())
         outputs = {
-            "core show version": [f"Asterisk {ASTERISK_VERSION} (sas-router softswitch emulator)"],
+            "core show version": [
+                f"Asterisk {ASTERISK_VERSION} built by sas-router @ softswitch-emulator on a x86_64 running Linux "
+                f"on {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(self.sw.started))} UTC"],
             "core show uptime": [f"System uptime: {int(self.sw.now() - self.sw.started)} seconds"],
             "core show channels count": [f"{len(self.sw.channels)} active channels",
                                          f"{len({c.linkedid for c in self.sw.channels.values()})} active calls",
                                          f"{self.sw.processed_calls} calls processed"],
-            "queue show": [f"{q.name} has {len(q.callers)} calls" for q in self.sw.queues.queues.values()],
+            "queue show": self._queue_show(),
         }
+        if command.startswith("queue show ") and command[11:] in self.sw.queues.queues:
+            outputs[command] = self._queue_show(command[11:])
         if command not in outputs:
             self._ok(session, message, "Command output follows",
                      [("Output", f"No such command '{command}' (type 'core show help {command}' for other possible "
                                  "commands)")])
             return
         self._ok(session, message, "Command output follows", [("Output", line) for line in outputs[command]])
+
+    def _queue_show(self, only: str | None = None) -> list[str]:
+        """``queue show`` as app_queue.c prints it (admins read it over ``asterisk -rx``)."""
+        now = self.sw.now()
+        states = {1: "Not in use", 2: "In use", 3: "Busy", 4: "Invalid", 5: "Unavailable", 6: "Ringing",
+                  7: "Ring+Inuse", 8: "On Hold"}
+        lines: list[str] = []
+        for q in self.sw.queues.queues.values():
+            if only is not None and q.name != only:
+                continue
+            perf, perf2 = q.service_level_perf()
+            lines.append(
+                f"{q.name} has {len(q.callers)} calls (max {q.maxlen or 'unlimited'}) in '{q.strategy}' strategy "
+                f"({int(q.holdtime_avg)}s holdtime, {int(q.talktime_avg)}s talktime), W:{q.weight}, "
+                f"C:{q.completed}, A:{q.abandoned}, SL:{perf:.1f}%, SL2:{perf2:.1f}% within {q.servicelevel}s")
+            if q.members:
+                lines.append("   Members: ")
+                for m in q.members.values():
+                    paused = f" (paused{':' + m.paused_reason if m.paused_reason else ''} was " \
+                             f"{int(now - m.last_pause)} secs ago)" if m.paused else ""
+                    taken = (f"has taken {m.calls_taken} calls (last was {int(now - m.last_call)} secs ago)"
+                             if m.calls_taken else "has taken no calls yet")
+                    lines.append(
+                        f"      {m.name} ({m.interface}) (ringinuse {'enabled' if m.ringinuse else 'disabled'}) "
+                        f"({'dynamic' if m.dynamic else 'static'}){paused} ({states.get(m.status, 'Unknown')}) "
+                        f"{taken} (login was {int(now - m.login_time)} secs ago)")
+            else:
+                lines.append("   No Members")
+            if q.callers:
+                lines.append("   Callers: ")
+                for position, caller in enumerate(q.callers, 1):
+                    wait = int(now - caller.joined)
+                    lines.append(f"      {position}. {caller.channel.name} (wait: {wait // 60}:{wait % 60:02d}, "
+                                 f"prio: {caller.priority})")
+            else:
+                lines.append("   No Callers")
+            lines.append("")
+        lines.append("")
+        return lines
 
     def act_userevent(self, session: Session, message: Message) -> None:
         name = message.get("UserEvent")
@@ -444,11 +522,16 @@ class AmiServer:
         """Both channels leave the bridge together; neither is hung up (scenario 03c)."""
         bridge = first.bridge
         for ch, where in ((second, where2), (first, where1)):
+            if ch.bridge is not None and ch.variables.get("BRIDGEPEER"):
+                self.sw.setvar(ch, "BRIDGEPEER", "")
             ch.context, ch.exten, ch.priority = where
+            self.sw.publish_location(ch)
+        for ch in (second, first):
             if ch.bridge is not None and ch.bridge is bridge and bridge is not None:
                 bridge.channels.remove(ch)
                 ch.bridge = None
                 self.sw.emit("BridgeLeave", [*bridge.snapshot(), *ch.snapshot()])
+                self.sw.queues.caller_left_bridge(ch)
         if bridge is not None and not bridge.channels:
             self.sw.emit("BridgeDestroy", bridge.snapshot())
         for ch, where in ((first, where1), (second, where2)):
@@ -600,9 +683,7 @@ class AmiServer:
         for q in self.sw.queues.queues.values():
             if wanted and q.name != wanted:
                 continue
-            total = q.completed + q.abandoned
-            perf = 100.0 * q.completed_in_sl / q.completed if q.completed else 100.0
-            perf2 = 100.0 * q.completed_in_sl / total if total else 100.0
+            perf, perf2 = q.service_level_perf()
             items.append([("Event", "QueueParams"), ("Queue", q.name), ("Max", q.maxlen), ("Strategy", q.strategy),
                           ("Calls", len(q.callers)), ("Holdtime", int(q.holdtime_avg)),
                           ("TalkTime", int(q.talktime_avg)), ("Completed", q.completed),
