@@ -1,0 +1,192 @@
+"""The AMI link: panoramisk underneath, with the guarantees a switchboard needs on top.
+
+* **One gate for every value sent.** panoramisk writes ``Key: value`` lines as given, so a
+  caller name like ``"x\\r\\nAction: Hangup"`` would become a second action. :func:`safe_action`
+  refuses any control character in a key or value before anything reaches the socket.
+* **No blind replay.** panoramisk queues unanswered actions on a disconnect and re-sends them
+  after the next login; a Redirect re-sent minutes later could move a caller who has since been
+  answered. The link fails those actions (:class:`AmiLinkDown`) and empties panoramisk's queue.
+* **Bounded.** At most ``max_in_flight`` actions wait for an answer; each has a timeout, so no
+  coroutine waits forever on a switch that stopped answering.
+* **Reconnect with back-off**, and a callback after every login so the engine resynchronises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import structlog
+from panoramisk import Manager
+
+log = structlog.get_logger("engine.ami")
+
+_KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Actions whose success answer panoramisk 1.4 would mistake for the start of a list.
+_SINGLE_ANSWER = {"queueadd", "queueremove", "queuepause", "queuepenalty", "redirect", "setvar", "hangup",
+                  "queuewithdrawcaller", "dbput", "dbdel", "getvar", "dbget"}
+_LISTS = {"coreshowchannels", "queuestatus", "queuesummary", "status"}
+
+
+class UnsafeValue(ValueError):
+    """An action value carried a control character (CR/LF injection attempt or corrupt data)."""
+
+
+class AmiLinkDown(ConnectionError):
+    """The AMI link is down, or dropped before the switch answered: the action was not applied
+    as far as we know, and it will not be re-sent."""
+
+
+class AmiBusy(RuntimeError):
+    """Too many actions are waiting for the switch; the caller should retry later."""
+
+
+class AmiActionFailed(RuntimeError):
+    def __init__(self, action: str, message: str) -> None:
+        super().__init__(f"{action}: {message}")
+        self.action, self.message = action, message
+
+
+def safe_action(action: Mapping[str, object]) -> dict[str, str]:
+    """The action as plain strings, or :class:`UnsafeValue` naming the offending field."""
+    clean: dict[str, str] = {}
+    for key, value in action.items():
+        if not _KEY.match(key):
+            raise UnsafeValue(f"invalid AMI header name {key!r}")
+        text = "" if value is None else str(value)
+        if _CONTROL.search(text):
+            raise UnsafeValue(f"{key} contains a control character; refused")
+        clean[key] = text
+    if "Action" not in clean:
+        raise UnsafeValue("no Action")
+    return clean
+
+
+def as_event(message: Mapping[str, Any]) -> dict[str, str]:
+    """A panoramisk message as a plain dict (repeated headers joined by newlines)."""
+    return {k: v if isinstance(v, str) else "\n".join(map(str, v)) for k, v in message.items()}
+
+
+class AmiLink:
+    def __init__(self, host: str, port: int, username: str, secret: str, *,
+                 on_event: Callable[[dict[str, str]], None],
+                 on_login: Callable[[], Awaitable[None]] | None = None,
+                 on_down: Callable[[], None] | None = None,
+                 action_timeout: float = 5.0, max_in_flight: int = 256,
+                 reconnect_min: int = 1, reconnect_max: int = 30) -> None:
+        self.host, self.port = host, port
+        self._on_event, self._on_login, self._on_down = on_event, on_login, on_down
+        self.action_timeout = action_timeout
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._in_flight: set[asyncio.Future[Any]] = set()
+        self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
+        self.connected = False
+        self.logins = 0
+        self.latencies: list[float] = []  # seconds per answered action (supervision reads and clears it)
+        self._manager = Manager(host=host, port=port, username=username, secret=secret, events="on",
+                                reconnect_timeout=reconnect_min, ping_delay=5, ping_interval=5,
+                                on_login=self._logged_in, on_disconnect=self._disconnected,
+                                on_connect=lambda _m: None)
+        self._manager.register_event("*", self._dispatch)
+        self._started = False
+
+    async def start(self) -> None:
+        self._started = True
+        self._manager.connect()
+
+    async def stop(self) -> None:
+        self._started = False
+        self._fail_in_flight()
+        self._manager.reconnect_timeout = 3600
+        self._manager.close()
+        self.connected = False
+
+    # --- panoramisk callbacks -------------------------------------------------------------------
+
+    def _logged_in(self, _manager: Manager) -> None:
+        self.connected = True
+        self.logins += 1
+        self._manager.reconnect_timeout = self.reconnect_min
+        log.info("ami logged in", host=self.host, port=self.port, logins=self.logins)
+        if self._on_login is not None:
+            task = asyncio.ensure_future(self._on_login())
+            task.add_done_callback(_report_failure)
+
+    def _disconnected(self, _manager: Manager, exc: BaseException | None) -> None:
+        was = self.connected
+        self.connected = False
+        self._fail_in_flight()
+        # Back-off: every failed attempt doubles the delay up to reconnect_max.
+        self._manager.reconnect_timeout = min(self.reconnect_max, max(self.reconnect_min,
+                                                                      self._manager.reconnect_timeout * 2))
+        if not self._started:
+            self._manager.reconnect_timeout = 3600
+        if was:
+            log.warning("ami link down", reason=str(exc) if exc else "closed",
+                        retry_in=self._manager.reconnect_timeout)
+            if self._on_down is not None:
+                self._on_down()
+
+    def _fail_in_flight(self) -> None:
+        # Never replay: actions left unanswered are failed and dropped from panoramisk's queue.
+        awaiting = getattr(self._manager, "awaiting_actions", None)
+        if awaiting is not None:
+            while awaiting:
+                action = awaiting.popleft()
+                if not action.future.done():
+                    action.future.set_exception(AmiLinkDown("AMI link dropped before the answer"))
+        for future in list(self._in_flight):
+            if not future.done():
+                future.set_exception(AmiLinkDown("AMI link dropped before the answer"))
+        self._in_flight.clear()
+
+    def _dispatch(self, _manager: Manager, message: Mapping[str, Any]) -> None:
+        try:
+            self._on_event(as_event(message))
+        except Exception:  # one bad event must not stop the stream
+            log.exception("event handling failed", event=message.get("Event"))
+
+    # --- actions ----------------------------------------------------------------------------------
+
+    async def send(self, action: Mapping[str, object]) -> Any:
+        """Send one action; returns panoramisk's answer (a message, or a list for list actions)."""
+        clean = safe_action(action)
+        if not self.connected:
+            raise AmiLinkDown("AMI link is down")
+        name = clean["Action"].lower()
+        try:
+            await asyncio.wait_for(self._slots.acquire(), timeout=self.action_timeout)
+        except TimeoutError as exc:
+            raise AmiBusy("too many AMI actions waiting") from exc
+        started = time.perf_counter()
+        try:
+            as_list = True if name in _LISTS else (False if name in _SINGLE_ANSWER else None)
+            future = self._manager.send_action(clean, as_list=as_list)
+            self._in_flight.add(future)
+            try:
+                answer = await asyncio.wait_for(asyncio.shield(future), timeout=self.action_timeout)
+            except TimeoutError as exc:
+                with contextlib.suppress(Exception):
+                    future.cancel()
+                raise AmiLinkDown(f"{clean['Action']}: no answer within {self.action_timeout}s") from exc
+            finally:
+                self._in_flight.discard(future)
+            self.latencies.append(time.perf_counter() - started)
+            if len(self.latencies) > 10_000:
+                del self.latencies[:5_000]
+            first = answer[0] if isinstance(answer, list) and answer else answer
+            if getattr(first, "get", None) and first.get("Response") == "Error":
+                raise AmiActionFailed(clean["Action"], first.get("Message", ""))
+            return answer
+        finally:
+            self._slots.release()
+
+
+def _report_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("after-login task failed", error=repr(task.exception()))

@@ -1,0 +1,228 @@
+"""What the engine knows about a call and an agent: plain records, no I/O.
+
+A call is keyed by the Uniqueid of the caller's channel in the queues: on a real Asterisk it
+survives Redirect and BlindTransfer (transcripts 03, 03b, 04), so one record follows the caller
+from N1 to N2 and through any number of transfers. Supervision figures are computed from these
+records, so every field that a figure uses says exactly when it is set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class VisitOutcome(StrEnum):
+    """Why a caller left a queue. Only ABANDONED counts as an abandon in QS figures."""
+
+    WAITING = "waiting"
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"  # the caller hung up while waiting
+    TRANSFERRED = "transferred"  # moved to another local queue (engine or dialplan fallback)
+    OVERFLOWED = "overflowed"  # withdrawn towards a partner SAS
+    REDIRECTED = "redirected"  # moved out of the queue by someone else (Redirect seen in the snapshot)
+    TIMED_OUT = "timed-out"  # Queue() timeout: the dialplan's fallback takes over
+
+
+class CallState(StrEnum):
+    RINGING = "ringing"  # in the dialplan, not yet in a queue
+    WAITING = "waiting"
+    TALKING = "talking"
+    MOVING = "moving"  # between two queues (transfer, overflow, fallback)
+    ENDED = "ended"
+
+
+@dataclass
+class QueueVisit:
+    queue: str
+    joined_at: float
+    priority: int = 0
+    position: int = 0
+    left_at: float | None = None
+    outcome: VisitOutcome = VisitOutcome.WAITING
+    #: For TRANSFERRED / OVERFLOWED: the destination (queue name or partner id).
+    destination: str = ""
+
+    @property
+    def wait(self) -> float | None:
+        """Seconds from joining this queue to leaving it (answer, abandon or move)."""
+        return None if self.left_at is None else self.left_at - self.joined_at
+
+
+@dataclass
+class AgentLeg:
+    queue: str
+    interface: str
+    member_name: str
+    connected_at: float
+    agent_channel: str = ""
+    ring_time: int = 0
+    ended_at: float | None = None
+    end_reason: str = ""
+
+    @property
+    def talk_time(self) -> float | None:
+        return None if self.ended_at is None else self.ended_at - self.connected_at
+
+
+@dataclass
+class Transfer:
+    at: float
+    source_queue: str
+    target_queue: str
+    requested_by: str
+    reason: str
+    mechanism: str
+    confirmed_at: float | None = None
+    fallback_queue: str = ""
+
+
+@dataclass
+class Call:
+    uniqueid: str
+    linkedid: str
+    channel: str
+    started_at: float
+    call_id: str = ""
+    line: str = ""
+    dialed: str = ""
+    caller_num: str = ""
+    caller_name: str = ""
+    geolocation: str = ""
+    origin: str = ""
+    entry_queue: str = ""
+    priority: int = 0
+    repeat: bool = False
+    overflow_in: bool = False
+    switched_to: str = ""
+    state: CallState = CallState.RINGING
+    visits: list[QueueVisit] = field(default_factory=list)
+    legs: list[AgentLeg] = field(default_factory=list)
+    qualification: str = ""
+    qualification_reason: str = ""
+    qualified_by: str = ""
+    transfers: list[Transfer] = field(default_factory=list)
+    ended_at: float | None = None
+    hangup_cause: int | None = None
+    #: Set while the engine itself is moving the caller: how the next queue exit is classified.
+    expected_move: tuple[VisitOutcome, str] | None = None
+    #: The last member leg that answered this caller but is not bridged yet (DialEnd ANSWER).
+    answering: bool = False
+
+    @property
+    def current_visit(self) -> QueueVisit | None:
+        return self.visits[-1] if self.visits and self.visits[-1].outcome == VisitOutcome.WAITING else None
+
+    @property
+    def current_leg(self) -> AgentLeg | None:
+        return self.legs[-1] if self.legs and self.legs[-1].ended_at is None else None
+
+    @property
+    def current_queue(self) -> str:
+        if self.current_visit is not None:
+            return self.current_visit.queue
+        if self.current_leg is not None:
+            return self.current_leg.queue
+        return ""
+
+    def level_waits(self, n1_queues: set[str]) -> tuple[float, float]:
+        """(wait before the first N1 pick-up, total wait in the other queues): a caller's "I
+        waited five minutes" is usually their sum, the annex-3 figures keep them apart."""
+        n1 = sum(v.wait or 0.0 for v in self.visits if v.queue in n1_queues)
+        n2 = sum(v.wait or 0.0 for v in self.visits if v.queue not in n1_queues)
+        return n1, n2
+
+    def public(self, now: float) -> dict[str, object]:
+        """The record as the control API and the dashboard show it."""
+        visit = self.current_visit
+        return {
+            "call_id": self.call_id or self.uniqueid,
+            "uniqueid": self.uniqueid,
+            "channel": self.channel,
+            "line": self.line,
+            "dialed": self.dialed,
+            "caller": self.caller_num,
+            "caller_name": self.caller_name,
+            "geolocation": self.geolocation,
+            "origin": self.origin,
+            "overflow_in": self.overflow_in,
+            "repeat": self.repeat,
+            "priority": self.priority,
+            "state": self.state.value,
+            "queue": self.current_queue,
+            "waiting_for": round(now - visit.joined_at, 1) if visit else None,
+            "agent": self.current_leg.member_name if self.current_leg else None,
+            "qualification": self.qualification or None,
+            "visits": [
+                {"queue": v.queue, "joined_at": v.joined_at, "left_at": v.left_at, "outcome": v.outcome.value,
+                 "destination": v.destination, "wait": v.wait}
+                for v in self.visits
+            ],
+            "legs": [
+                {"queue": leg.queue, "agent": leg.member_name, "interface": leg.interface,
+                 "connected_at": leg.connected_at, "ended_at": leg.ended_at, "talk_time": leg.talk_time}
+                for leg in self.legs
+            ],
+            "transfers": [
+                {"from": t.source_queue, "to": t.target_queue, "by": t.requested_by, "mechanism": t.mechanism,
+                 "confirmed": t.confirmed_at is not None, "fallback": t.fallback_queue or None}
+                for t in self.transfers
+            ],
+            "ended_at": self.ended_at,
+        }
+
+
+class AgentStatus(StrEnum):
+    AVAILABLE = "available"
+    RINGING = "ringing"
+    TALKING = "talking"
+    WRAPUP = "wrap-up"
+    PAUSED = "paused"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass
+class Membership:
+    queue: str
+    paused: bool = False
+    paused_reason: str = ""
+    penalty: int = 0
+
+
+@dataclass
+class Agent:
+    """A desk (or a remote regulator) as the queues know it, keyed by queue interface."""
+
+    interface: str
+    name: str
+    role: str = ""
+    memberships: dict[str, Membership] = field(default_factory=dict)
+    device_status: int = 1
+    in_call: bool = False
+    logged_in_at: float | None = None
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.memberships) and all(m.paused for m in self.memberships.values())
+
+    @property
+    def status(self) -> AgentStatus:
+        if self.device_status in (5, 4):
+            return AgentStatus.UNAVAILABLE
+        if self.device_status in (6, 7):
+            return AgentStatus.RINGING
+        if self.in_call or self.device_status in (2, 3, 8):
+            return AgentStatus.TALKING
+        if self.paused:
+            return AgentStatus.PAUSED
+        return AgentStatus.AVAILABLE
+
+    def public(self) -> dict[str, object]:
+        return {
+            "interface": self.interface,
+            "name": self.name,
+            "role": self.role,
+            "status": self.status.value,
+            "queues": {q: {"paused": m.paused, "reason": m.paused_reason, "penalty": m.penalty}
+                       for q, m in self.memberships.items()},
+        }

@@ -1,0 +1,92 @@
+"""Routing decisions: where a qualified or transferred caller goes, and how to move them.
+
+Pure functions of the plan, the call record and the live counts; the service turns a
+:class:`Move` into AMI actions. The mechanism follows the real-Asterisk recordings:
+
+* A caller still **waiting** in a queue is withdrawn with ``QueueWithdrawCaller`` naming the
+  ``sas-route`` extension of the target (transcript 08): Queue() returns to the rendered
+  dialplan, which goes to the target by itself and, if the destination is unknown, puts the
+  caller back at the front of the queue it left — the fallback does not need the engine.
+* A caller **talking** to an agent is moved with a ``Redirect`` of the caller's own channel to
+  ``sas-route,q-<target>,1`` (transcript 03): the caller keeps its Uniqueid, the old agent legs
+  are hung up at once so the agent is free, and the caller hears the target queue's music.
+  ``BlindTransfer`` is not used: it must name the agent's bridged leg exactly and answers
+  ``Transfer invalid`` for any other (transcript 03b), which a desk cannot be expected to know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from engine.core.calls import Call, CallState
+from engine.plan import Plan
+from engine.plan import contexts as C
+from engine.plan.model import Priority, Role
+from engine.plan.schedule import route_queue
+
+
+class RoutingError(ValueError):
+    """A request that cannot be carried out; the message is shown to the desk as is."""
+
+
+@dataclass(frozen=True)
+class Move:
+    mechanism: str  # "withdraw" | "redirect"
+    channel: str
+    source_queue: str
+    target_queue: str
+    priority: int
+
+    def actions(self) -> list[dict[str, str]]:
+        """The AMI actions, in order. SAS_PRIO first: the target's Queue() reads it as QUEUE_PRIO."""
+        setvar = {"Action": "Setvar", "Channel": self.channel, "Variable": f"__{C.VAR_PRIO}",
+                  "Value": str(self.priority)}
+        target = C.route_to_queue(self.target_queue)
+        if self.mechanism == "withdraw":
+            return [setvar, {"Action": "QueueWithdrawCaller", "Queue": self.source_queue, "Caller": self.channel,
+                             "WithdrawInfo": target}]
+        return [setvar, {"Action": "Redirect", "Channel": self.channel, "Context": C.CTX_ROUTE, "Exten": target,
+                         "Priority": "1"}]
+
+
+def qualification_target(plan: Plan, level: Priority, instant: datetime) -> str | None:
+    """P0 stays (None); P1 → N2 AMU; P2 → N2 MG by day, PDSA at night, weekends and holidays."""
+    return route_queue(plan, level, instant)
+
+
+def qualification_priority(plan: Plan, level: Priority, call: Call) -> int:
+    route = plan.routes[level]
+    return route.priority if route.priority is not None else call.priority
+
+
+def answering_queue(plan: Plan, wanted: str, logged_in: Callable[[str], int], *, avoid: str = "") -> str:
+    """The queue that will actually answer: ``wanted`` if someone is logged in there, else its
+    plan fallback, else any N2 AMU queue with agents, else N1 — never nowhere."""
+    candidates = [wanted]
+    spec = plan.queues.get(wanted)
+    if spec is not None and spec.fallback is not None and spec.fallback.queue:
+        candidates.append(spec.fallback.queue)
+    candidates += plan.queues_with_role(Role.N2_AMU) + plan.queues_with_role(Role.N1)
+    for queue in candidates:
+        if queue != avoid and logged_in(queue) > 0:
+            return queue
+    return wanted if wanted != avoid or not candidates else candidates[-1]
+
+
+def plan_move(call: Call, target_queue: str, priority: int) -> Move:
+    if call.state == CallState.ENDED:
+        raise RoutingError("the call has ended")
+    if target_queue == call.current_queue and call.state == CallState.WAITING:
+        raise RoutingError(f"the caller is already waiting in {target_queue}")
+    visit = call.current_visit
+    if visit is not None:
+        return Move("withdraw", call.channel, visit.queue, target_queue, priority)
+    if call.state in (CallState.TALKING, CallState.MOVING):
+        return Move("redirect", call.channel, call.current_queue, target_queue, priority)
+    raise RoutingError("the call is not in a queue yet")
+
+
+def utcnow_from(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)

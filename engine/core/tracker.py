@@ -1,0 +1,407 @@
+"""The call tracker: AMI events in, call and agent records out. Pure: no sockets, no clock.
+
+It is fed parsed AMI events (``Mapping[str, str]``) with the instant they were received, and
+returns notices for the rest of the engine (supervision, journal). Asterisk reports several
+different things alike (see ``tests/fixtures/transcripts/README.md``); the tracker tells them
+apart as follows:
+
+* ``QueueCallerLeave`` also precedes every answer: a leave after ``DialEnd DialStatus=ANSWER``
+  on the caller is an answer, the ``AgentConnect`` that follows opens the agent leg.
+* A waiting caller moved by a Redirect emits ``QueueCallerAbandon`` + ``QueueCallerLeave`` like
+  a hang-up. It is a move when the engine said it was moving that call, when the abandon's
+  snapshot already shows another dialplan location than the one it joined from (transcript
+  04), or when ``QUEUE_WITHDRAW_INFO`` was set (QueueWithdrawCaller, transcript 08). Otherwise
+  it is an abandon.
+* A stale ``AgentComplete`` for an earlier queue arrives long after a Redirect (transcript 03):
+  the leg it would close was already closed when its agent channel hung up, so it is ignored.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine.core.calls import Agent, AgentLeg, Call, CallState, Membership, QueueVisit, VisitOutcome
+from engine.plan import contexts as C
+
+Event = Mapping[str, str]
+
+#: Tag variables the rendered dialplan sets on the caller (leading underscores stripped).
+_TAGS = {
+    C.VAR_CALL_ID: "call_id", C.VAR_LINE: "line", C.VAR_DIALED: "dialed", C.VAR_CALLER_NUM: "caller_num",
+    C.VAR_GEOLOC: "geolocation", C.VAR_ORIGIN: "origin", C.VAR_ENTRY_QUEUE: "entry_queue",
+    C.VAR_SWITCHED_TO: "switched_to",
+}
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the rest of the engine may want to know (journal, metrics, MQTT)."""
+
+    kind: str
+    at: float
+    uniqueid: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Exit:
+    """What was seen of a queue exit before its QueueCallerLeave."""
+
+    abandon: bool = False
+    moved: bool = False
+    withdraw_info: str = ""
+
+
+def _int(value: str | None, default: int = 0) -> int:
+    try:
+        return int(value or default)
+    except ValueError:
+        return default
+
+
+class Tracker:
+    """Every live call and agent of one switch, rebuilt from its AMI events."""
+
+    def __init__(self, *, keep_ended: int = 2000) -> None:
+        self.calls: dict[str, Call] = {}
+        self.by_linkedid: dict[str, str] = {}
+        self.agents: dict[str, Agent] = {}
+        self.ended: deque[Call] = deque(maxlen=keep_ended)
+        self.events_seen = 0
+        self._join_location: dict[str, tuple[str, str, str]] = {}
+        self._exits: dict[str, _Exit] = {}
+        self._handlers = {
+            "VarSet": self._varset,
+            "QueueCallerJoin": self._join,
+            "QueueCallerAbandon": self._abandon,
+            "QueueCallerLeave": self._leave,
+            "DialEnd": self._dial_end,
+            "AgentConnect": self._connect,
+            "AgentComplete": self._complete,
+            "Hangup": self._hangup,
+            "QueueMemberAdded": self._member,
+            "QueueMember": self._member,
+            "QueueMemberRemoved": self._member_removed,
+            "QueueMemberPause": self._member,
+            "QueueMemberPenalty": self._member,
+            "QueueMemberStatus": self._member,
+        }
+
+    # --- feeding ------------------------------------------------------------------------------
+
+    def feed(self, event: Event, now: float) -> list[Notice]:
+        """Apply one AMI event; unknown events cost one dict lookup."""
+        self.events_seen += 1
+        handler = self._handlers.get(event.get("Event", ""))
+        if handler is None:
+            return []
+        return handler(event, now)
+
+    def feed_all(self, events: Iterable[tuple[Event, float]]) -> list[Notice]:
+        notices: list[Notice] = []
+        for event, now in events:
+            notices.extend(self.feed(event, now))
+        return notices
+
+    # --- lookups ------------------------------------------------------------------------------
+
+    def call_by_id(self, ident: str) -> Call | None:
+        """A live call by Uniqueid, SAS call id or channel name (what an agent desk knows)."""
+        if ident in self.calls:
+            return self.calls[ident]
+        for call in self.calls.values():
+            if ident in (call.call_id, call.channel):
+                return call
+        return None
+
+    def logged_in(self, queue: str) -> int:
+        return sum(1 for a in self.agents.values() if queue in a.memberships and a.status.value != "unavailable")
+
+    def available(self, queue: str) -> int:
+        return sum(1 for a in self.agents.values()
+                   if queue in a.memberships and not a.memberships[queue].paused and a.status.value == "available")
+
+    def waiting(self, queue: str | None = None) -> list[Call]:
+        out = [c for c in self.calls.values() if c.current_visit is not None
+               and (queue is None or c.current_visit.queue == queue)]
+        return sorted(out, key=lambda c: (-c.current_visit.priority, c.current_visit.joined_at))  # type: ignore[union-attr]
+
+    # --- calls --------------------------------------------------------------------------------
+
+    def _call_for(self, event: Event, now: float, *, create: bool) -> Call | None:
+        uniqueid = event.get("Uniqueid", "")
+        call = self.calls.get(uniqueid)
+        if call is not None or not create or not uniqueid:
+            return call
+        linkedid = event.get("Linkedid", uniqueid)
+        owner = self.by_linkedid.get(linkedid)
+        if owner is not None and owner in self.calls:
+            return None  # another leg of a call we track (agent leg, trunk leg): not a new call
+        call = Call(uniqueid=uniqueid, linkedid=linkedid, channel=event.get("Channel", ""), started_at=now,
+                    caller_num=_cid(event.get("CallerIDNum")), caller_name=_cid(event.get("CallerIDName")))
+        self.calls[uniqueid] = call
+        self.by_linkedid[linkedid] = uniqueid
+        return call
+
+    def _varset(self, event: Event, now: float) -> list[Notice]:
+        name = event.get("Variable", "").lstrip("_")
+        value = event.get("Value", "")
+        if name == "QUEUE_WITHDRAW_INFO":
+            exit_ = self._exits.setdefault(event.get("Uniqueid", ""), _Exit())
+            exit_.withdraw_info = value
+            return []
+        if not name.startswith("SAS_"):
+            return []
+        call = self._call_for(event, now, create=name in (C.VAR_CALL_ID, C.VAR_LINE))
+        if call is None:
+            return []
+        attribute = _TAGS.get(name)
+        if attribute is not None:
+            setattr(call, attribute, value)
+        elif name == C.VAR_PRIO:
+            call.priority = _int(value, call.priority)
+        elif name == C.VAR_REPEAT:
+            call.repeat = value == "1"
+        elif name == C.VAR_INBOUND:
+            call.overflow_in = value == "overflow"
+        return []
+
+    def _join(self, event: Event, now: float) -> list[Notice]:
+        call = self._call_for(event, now, create=True)
+        if call is None:
+            return []
+        uniqueid = call.uniqueid
+        call.channel = event.get("Channel", call.channel)
+        previous = call.visits[-1] if call.visits else None
+        if previous is not None and previous.outcome == VisitOutcome.ABANDONED and call.ended_at is None:
+            previous.outcome = VisitOutcome.REDIRECTED  # it was not an abandon: the caller is still here
+        queue = event.get("Queue", "")
+        visit = QueueVisit(queue=queue, joined_at=now, priority=call.priority, position=_int(event.get("Position")))
+        call.visits.append(visit)
+        call.state = CallState.WAITING
+        call.expected_move = None
+        self._join_location[uniqueid] = (event.get("Context", ""), event.get("Exten", ""), event.get("Priority", ""))
+        self._exits.pop(uniqueid, None)
+        notices = [Notice("queue-joined", now, uniqueid, {"queue": queue, "position": visit.position})]
+        for transfer in reversed(call.transfers):
+            if transfer.confirmed_at is None and queue in (transfer.target_queue, transfer.fallback_queue):
+                transfer.confirmed_at = now
+                notices.append(Notice("transfer-confirmed", now, uniqueid, {"queue": queue}))
+                break
+        return notices
+
+    def _abandon(self, event: Event, now: float) -> list[Notice]:
+        uniqueid = event.get("Uniqueid", "")
+        if uniqueid not in self.calls:
+            return []
+        exit_ = self._exits.setdefault(uniqueid, _Exit())
+        exit_.abandon = True
+        location = (event.get("Context", ""), event.get("Exten", ""), event.get("Priority", ""))
+        exit_.moved = location != self._join_location.get(uniqueid, location)
+        return []
+
+    def _leave(self, event: Event, now: float) -> list[Notice]:
+        call = self.calls.get(event.get("Uniqueid", ""))
+        if call is None or call.current_visit is None:
+            return []
+        visit = call.current_visit
+        exit_ = self._exits.pop(call.uniqueid, _Exit())
+        visit.left_at = now
+        if exit_.withdraw_info:
+            info = exit_.withdraw_info
+            if info.startswith("ovf-"):
+                visit.outcome, visit.destination = VisitOutcome.OVERFLOWED, info[4:]
+            else:
+                visit.outcome, visit.destination = VisitOutcome.TRANSFERRED, info.removeprefix("q-")
+        elif call.expected_move is not None:
+            visit.outcome, visit.destination = call.expected_move
+        elif exit_.abandon:
+            visit.outcome = VisitOutcome.REDIRECTED if exit_.moved else VisitOutcome.ABANDONED
+        elif call.answering:
+            visit.outcome = VisitOutcome.ANSWERED
+        else:
+            visit.outcome = VisitOutcome.TIMED_OUT
+        call.answering = False
+        call.state = CallState.TALKING if visit.outcome == VisitOutcome.ANSWERED else CallState.MOVING
+        return [Notice("queue-left", now, call.uniqueid,
+                       {"queue": visit.queue, "outcome": visit.outcome.value, "wait": visit.wait,
+                        "destination": visit.destination})]
+
+    def _dial_end(self, event: Event, now: float) -> list[Notice]:
+        call = self.calls.get(event.get("Uniqueid", ""))
+        if call is not None and event.get("DialStatus") == "ANSWER" and call.current_visit is not None:
+            call.answering = True
+        return []
+
+    def _connect(self, event: Event, now: float) -> list[Notice]:
+        call = self.calls.get(event.get("Uniqueid", ""))
+        if call is None:
+            return []
+        leg = AgentLeg(queue=event.get("Queue", ""), interface=event.get("Interface", ""),
+                       member_name=event.get("MemberName", ""), connected_at=now,
+                       agent_channel=event.get("DestChannel", ""), ring_time=_int(event.get("RingTime")))
+        call.legs.append(leg)
+        call.state = CallState.TALKING
+        agent = self.agents.get(leg.interface)
+        if agent is not None:
+            agent.in_call = True
+        return [Notice("agent-connected", now, call.uniqueid,
+                       {"queue": leg.queue, "agent": leg.member_name, "interface": leg.interface,
+                        "hold_time": _int(event.get("HoldTime"))})]
+
+    def _close_leg(self, call: Call, leg: AgentLeg, now: float, reason: str) -> Notice:
+        leg.ended_at, leg.end_reason = now, reason
+        agent = self.agents.get(leg.interface)
+        if agent is not None:
+            agent.in_call = False
+        return Notice("agent-leg-ended", now, call.uniqueid,
+                      {"queue": leg.queue, "agent": leg.member_name, "talk_time": leg.talk_time, "reason": reason})
+
+    def _complete(self, event: Event, now: float) -> list[Notice]:
+        call = self.calls.get(event.get("Uniqueid", ""))
+        if call is None:
+            return []
+        for leg in reversed(call.legs):
+            if leg.ended_at is None and leg.queue == event.get("Queue") and leg.interface == event.get("Interface"):
+                return [self._close_leg(call, leg, now, event.get("Reason", ""))]
+        return []  # stale AgentComplete of a leg already closed (transcript 03)
+
+    def _hangup(self, event: Event, now: float) -> list[Notice]:
+        uniqueid = event.get("Uniqueid", "")
+        call = self.calls.get(uniqueid)
+        if call is None:
+            return self._agent_channel_gone(event, now)
+        notices = []
+        if call.current_leg is not None:
+            notices.append(self._close_leg(call, call.current_leg, now, "caller"))
+        visit = call.current_visit
+        if visit is not None:
+            visit.left_at, visit.outcome = now, VisitOutcome.ABANDONED
+        call.state, call.ended_at, call.hangup_cause = CallState.ENDED, now, _int(event.get("Cause"), 0)
+        self._forget(call)
+        notices.append(Notice("call-ended", now, uniqueid, {"cause": call.hangup_cause}))
+        return notices
+
+    def _agent_channel_gone(self, event: Event, now: float) -> list[Notice]:
+        owner = self.by_linkedid.get(event.get("Linkedid", ""))
+        call = self.calls.get(owner or "")
+        if call is None or call.current_leg is None:
+            return []
+        if call.current_leg.agent_channel == event.get("Channel"):
+            return [self._close_leg(call, call.current_leg, now, "released")]
+        return []
+
+    def _forget(self, call: Call) -> None:
+        self.calls.pop(call.uniqueid, None)
+        if self.by_linkedid.get(call.linkedid) == call.uniqueid:
+            del self.by_linkedid[call.linkedid]
+        self._join_location.pop(call.uniqueid, None)
+        self._exits.pop(call.uniqueid, None)
+        self.ended.append(call)
+
+    # --- agents -------------------------------------------------------------------------------
+
+    def _member(self, event: Event, now: float) -> list[Notice]:
+        interface = event.get("Interface") or event.get("Location", "")
+        queue = event.get("Queue", "")
+        if not interface or not queue:
+            return []
+        agent = self.agents.get(interface)
+        if agent is None:
+            agent = self.agents[interface] = Agent(interface=interface,
+                                                   name=event.get("MemberName") or event.get("Name") or interface,
+                                                   logged_in_at=now)
+        membership = agent.memberships.setdefault(queue, Membership(queue))
+        if "Paused" in event:
+            membership.paused = event.get("Paused") == "1"
+            membership.paused_reason = event.get("PausedReason", "") if membership.paused else ""
+        if "Penalty" in event:
+            membership.penalty = _int(event.get("Penalty"))
+        if "Status" in event:
+            agent.device_status = _int(event.get("Status"), agent.device_status)
+        if "InCall" in event:
+            agent.in_call = event.get("InCall") == "1"
+        return [Notice("agent-changed", now, "", {"interface": interface, "queue": queue,
+                                                  "status": agent.status.value})]
+
+    def _member_removed(self, event: Event, now: float) -> list[Notice]:
+        agent = self.agents.get(event.get("Interface", ""))
+        if agent is None:
+            return []
+        agent.memberships.pop(event.get("Queue", ""), None)
+        if not agent.memberships:
+            del self.agents[agent.interface]
+        return [Notice("agent-changed", now, "", {"interface": agent.interface, "queue": event.get("Queue", ""),
+                                                  "status": "logged-out"})]
+
+    # --- resynchronisation ----------------------------------------------------------------------
+
+    def resync(self, channels: list[Event], entries: list[Event], tags: Mapping[str, Mapping[str, str]],
+               now: float) -> list[Notice]:
+        """Rebuild live calls after a (re)connect from CoreShowChannels, QueueStatus entries and the
+        tag variables read with Getvar. Calls already known keep their history (no duplicate);
+        calls whose channel is gone ended while the link was down."""
+        notices: list[Notice] = []
+        live = {c.get("Uniqueid", ""): c for c in channels}
+        for uniqueid in list(self.calls):
+            if uniqueid not in live:
+                call = self.calls[uniqueid]
+                call.state, call.ended_at = CallState.ENDED, now
+                if call.current_visit is not None:
+                    call.current_visit.left_at = now
+                if call.current_leg is not None:
+                    call.current_leg.ended_at = now
+                self._forget(call)
+                notices.append(Notice("call-ended", now, uniqueid, {"cause": None, "while": "link-down"}))
+        waiting = {e.get("Uniqueid", ""): e for e in entries}
+        by_bridge: dict[str, list[Event]] = {}
+        for channel in channels:
+            if channel.get("BridgeId"):
+                by_bridge.setdefault(channel["BridgeId"], []).append(channel)
+        for uniqueid, channel in live.items():
+            if channel.get("Application") != "Queue":
+                continue
+            queue = channel.get("ApplicationData", "").split(",")[0]
+            call = self.calls.get(uniqueid)
+            adopted = call is None
+            if call is None:
+                call = Call(uniqueid=uniqueid, linkedid=channel.get("Linkedid", uniqueid),
+                            channel=channel.get("Channel", ""), started_at=now - _int(channel.get("DurationSeconds")),
+                            caller_num=_cid(channel.get("CallerIDNum")), caller_name=_cid(channel.get("CallerIDName")))
+                self.calls[uniqueid] = call
+                self.by_linkedid[call.linkedid] = uniqueid
+            for name, value in tags.get(uniqueid, {}).items():
+                self._varset({"Variable": name, "Value": value, "Uniqueid": uniqueid,
+                              "Linkedid": call.linkedid, "Channel": call.channel}, now)
+            entry = waiting.get(uniqueid)
+            if entry is not None and call.current_visit is None:
+                joined = now - _int(entry.get("Wait"))
+                call.visits.append(QueueVisit(queue=entry.get("Queue", queue), joined_at=joined,
+                                              priority=_int(entry.get("Priority"), call.priority),
+                                              position=_int(entry.get("Position"))))
+                call.state = CallState.WAITING
+            elif entry is None and channel.get("BridgeId") and call.current_leg is None:
+                peers = [c for c in by_bridge.get(channel["BridgeId"], []) if c.get("Uniqueid") != uniqueid]
+                agent_channel = peers[0].get("Channel", "") if peers else ""
+                interface = _device(agent_channel)
+                agent = self.agents.get(interface)
+                call.legs.append(AgentLeg(queue=queue, interface=interface,
+                                          member_name=agent.name if agent else interface, connected_at=now,
+                                          agent_channel=agent_channel))
+                call.state = CallState.TALKING
+            if adopted:
+                notices.append(Notice("call-adopted", now, uniqueid, {"queue": call.current_queue}))
+        return notices
+
+
+def _cid(value: str | None) -> str:
+    return "" if not value or value == "<unknown>" else value
+
+
+def _device(channel: str) -> str:
+    """``PJSIP/1001-0000001a`` -> ``PJSIP/1001`` (the queue interface of a desk phone)."""
+    head, sep, tail = channel.rpartition("-")
+    return head if sep and len(tail.split(";")[0]) == 8 else channel

@@ -1,0 +1,305 @@
+"""The engine service: the tracker fed by the AMI link, and the actions the desks ask for.
+
+The call itself never depends on this process (the rendered dialplan queues every call and
+falls back by itself); this service adds the decisions the dialplan cannot make — qualification,
+transfers with confirmation — and keeps the live picture the supervisors see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from engine.ami import AmiActionFailed, AmiLink, AmiLinkDown
+from engine.core.calls import Call, CallState, Transfer, VisitOutcome
+from engine.core.routing import (
+    Move,
+    RoutingError,
+    answering_queue,
+    plan_move,
+    qualification_priority,
+    qualification_target,
+    utcnow_from,
+)
+from engine.core.tracker import Notice, Tracker
+from engine.plan import Plan
+from engine.plan import contexts as C
+from engine.plan.model import Priority
+
+log = structlog.get_logger("engine")
+
+#: Tags read back with Getvar when a live call is adopted after a (re)connect.
+TAG_VARIABLES = (C.VAR_CALL_ID, C.VAR_LINE, C.VAR_DIALED, C.VAR_CALLER_NUM, C.VAR_PRIO, C.VAR_ORIGIN,
+                 C.VAR_ENTRY_QUEUE, C.VAR_GEOLOC, C.VAR_INBOUND, C.VAR_REPEAT)
+
+
+@dataclass
+class EngineOptions:
+    #: Seconds within which a moved caller must be seen joining its target queue.
+    confirm_within: float = 5.0
+    action_timeout: float = 5.0
+
+
+@dataclass
+class Engine:
+    plan: Plan
+    link_factory: Callable[[Engine], AmiLink]
+    options: EngineOptions = field(default_factory=EngineOptions)
+    clock: Callable[[], float] = time.time
+    tracker: Tracker = field(default_factory=Tracker)
+    listeners: list[Callable[[Notice], None]] = field(default_factory=list)
+    #: Role each desk logged in with (ARM N1, emergency doctor, GP regulator ...), by interface.
+    roles: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.log = log.bind(site=self.plan.site.id)
+        self.link = self.link_factory(self)
+        self.resyncs = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._n1 = {q for q, spec in self.plan.queues.items() if spec.role.value == "n1"}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.link.start()
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.link.stop()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- events -------------------------------------------------------------------------------
+
+    def on_event(self, event: dict[str, str]) -> None:
+        for notice in self.tracker.feed(event, self.clock()):
+            self._notice(notice)
+
+    def _notice(self, notice: Notice) -> None:
+        call = self.tracker.calls.get(notice.uniqueid) if notice.uniqueid else None
+        call_id = (call.call_id or call.uniqueid) if call else notice.uniqueid or None
+        if notice.kind != "agent-changed":
+            self.log.info(notice.kind, call_id=call_id, **{k: v for k, v in notice.data.items() if v is not None})
+        if notice.kind == "queue-joined" and call is not None and len(call.visits) == 1 and call.caller_num:
+            # The dialplan raises the priority of a number seen within the window (repeat caller).
+            self._spawn(self._remember_caller(call.caller_num))
+        for listener in self.listeners:
+            listener(notice)
+
+    async def _remember_caller(self, number: str) -> None:
+        try:
+            await self.link.send({"Action": "DBPut", "Family": C.DB_RECENT, "Key": number,
+                                  "Val": str(int(self.clock()))})
+        except (AmiLinkDown, AmiActionFailed, ValueError) as exc:
+            self.log.warning("repeat-caller memo not written", error=str(exc))
+
+    async def on_login(self) -> None:
+        """After every (re)connect: rebuild live calls and agents from the switch itself."""
+        try:
+            channels = await self._list({"Action": "CoreShowChannels"}, "CoreShowChannel")
+            status = await self._list({"Action": "QueueStatus"}, None)
+        except (AmiLinkDown, AmiActionFailed) as exc:
+            self.log.warning("resync failed, will retry at next login", error=str(exc))
+            return
+        now = self.clock()
+        for item in status:
+            if item.get("Event") == "QueueMember":
+                self.tracker.feed(item, now)
+        entries = [e for e in status if e.get("Event") == "QueueEntry"]
+        tags: dict[str, dict[str, str]] = {}
+        for channel in channels:
+            if channel.get("Application") != "Queue":
+                continue
+            values: dict[str, str] = {}
+            for name in TAG_VARIABLES:
+                try:
+                    answer = await self.link.send({"Action": "Getvar", "Channel": channel["Channel"],
+                                                   "Variable": name})
+                except (AmiLinkDown, AmiActionFailed):
+                    continue
+                if answer.get("Value"):
+                    values[name] = answer.get("Value")
+            tags[channel.get("Uniqueid", "")] = values
+        notices = self.tracker.resync(channels, entries, tags, self.clock())
+        self.resyncs += 1
+        self.log.info("resynchronised", live_calls=len(self.tracker.calls), agents=len(self.tracker.agents),
+                      adopted=sum(1 for n in notices if n.kind == "call-adopted"), resyncs=self.resyncs)
+        for notice in notices:
+            self._notice(notice)
+
+    async def _list(self, action: dict[str, str], item_event: str | None) -> list[dict[str, str]]:
+        from engine.ami import as_event
+
+        answer = await self.link.send(action)
+        items = [as_event(m) for m in (answer if isinstance(answer, list) else [answer])]
+        return [i for i in items if "Event" in i and not i["Event"].endswith("Complete")
+                and (item_event is None or i["Event"] == item_event)]
+
+    # --- desk requests ------------------------------------------------------------------------
+
+    def _call(self, ident: str) -> Call:
+        call = self.tracker.call_by_id(ident)
+        if call is None:
+            raise LookupError(f"no live call {ident}")
+        return call
+
+    async def qualify(self, ident: str, level: Priority, *, by: str, reason: str = "") -> dict[str, Any]:
+        call = self._call(ident)
+        call.qualification, call.qualification_reason, call.qualified_by = level.value, reason, by
+        target = qualification_target(self.plan, level, utcnow_from(self.clock()))
+        self.log.info("qualified", call_id=call.call_id or call.uniqueid, level=level.value, by=by,
+                      reason=reason or None, target=target or "stays")
+        if target is None:
+            return {"call": call.public(self.clock()), "target": None}
+        priority = qualification_priority(self.plan, level, call)
+        return await self._move(call, target, priority, by=by, reason=f"qualified {level.value}")
+
+    async def transfer(self, ident: str, queue: str, *, by: str, reason: str = "",
+                       priority: int | None = None) -> dict[str, Any]:
+        if queue not in self.plan.queues:
+            raise RoutingError(f"unknown queue {queue!r}; the plan has {', '.join(self.plan.queues)}")
+        call = self._call(ident)
+        return await self._move(call, queue, call.priority if priority is None else priority, by=by,
+                                reason=reason or "transfer")
+
+    async def _move(self, call: Call, wanted: str, priority: int, *, by: str, reason: str) -> dict[str, Any]:
+        target = answering_queue(self.plan, wanted, self.tracker.logged_in)
+        move = plan_move(call, target, priority)
+        transfer = Transfer(at=self.clock(), source_queue=move.source_queue, target_queue=target,
+                            requested_by=by, reason=reason, mechanism=move.mechanism)
+        if target != wanted:
+            transfer.fallback_queue = target
+        call.transfers.append(transfer)
+        call.expected_move = (VisitOutcome.TRANSFERRED, target)
+        call.priority = priority
+        self.log.info("moving caller", call_id=call.call_id or call.uniqueid, source=move.source_queue,
+                      target=target, wanted=wanted, mechanism=move.mechanism, by=by, reason=reason)
+        try:
+            await self._send_move(move)
+        except (AmiLinkDown, AmiActionFailed) as exc:
+            # The caller is still where it was (in a queue or with the agent): nothing is lost.
+            call.expected_move = None
+            call.transfers.remove(transfer)
+            self.log.warning("move failed, caller left in place", call_id=call.call_id or call.uniqueid,
+                             error=str(exc))
+            raise
+        self._spawn(self._confirm(call, transfer))
+        return {"call": call.public(self.clock()), "target": target, "wanted": wanted,
+                "mechanism": move.mechanism}
+
+    async def _send_move(self, move: Move) -> None:
+        for action in move.actions():
+            await self.link.send(action)
+
+    async def _confirm(self, call: Call, transfer: Transfer) -> None:
+        """The caller must be seen in the target queue; if not, back to the front of a queue that
+        can answer. Never a hang-up."""
+        await asyncio.sleep(self.options.confirm_within)
+        if transfer.confirmed_at is not None or call.state == CallState.ENDED:
+            return
+        if call.state in (CallState.WAITING, CallState.TALKING) and call.current_queue:
+            transfer.confirmed_at = self.clock()  # it is in a queue (dialplan fallback): good enough
+            return
+        fallback = answering_queue(self.plan, transfer.target_queue, self.tracker.logged_in,
+                                   avoid=transfer.target_queue)
+        transfer.fallback_queue = fallback
+        self.log.warning("transfer not confirmed, sending caller to the front of a queue",
+                         call_id=call.call_id or call.uniqueid, target=transfer.target_queue, fallback=fallback)
+        move = Move("redirect", call.channel, call.current_queue, fallback, self.plan.front_priority)
+        try:
+            await self._send_move(move)
+        except (AmiLinkDown, AmiActionFailed) as exc:
+            self.log.error("fallback redirect failed; the dialplan fallback keeps the caller queued",
+                           call_id=call.call_id or call.uniqueid, error=str(exc))
+
+    # --- agents -------------------------------------------------------------------------------
+
+    async def agent_login(self, interface: str, queues: list[str], *, name: str, role: str,
+                          state_interface: str = "", by: str) -> dict[str, Any]:
+        unknown = [q for q in queues if q not in self.plan.queues]
+        if unknown:
+            raise RoutingError(f"unknown queue(s): {', '.join(unknown)}")
+        for queue in queues:
+            action = {"Action": "QueueAdd", "Queue": queue, "Interface": interface, "MemberName": name,
+                      "Penalty": "0"}
+            if state_interface:
+                action["StateInterface"] = state_interface
+            try:
+                await self.link.send(action)
+            except AmiActionFailed as exc:
+                if "Already there" not in exc.message:
+                    raise
+        agent = self.tracker.agents.get(interface)
+        if agent is not None:
+            agent.role = role
+        self.roles[interface] = role
+        self.log.info("agent logged in", interface=interface, queues=queues, role=role, by=by)
+        return {"interface": interface, "queues": queues, "role": role}
+
+    async def agent_logout(self, interface: str, *, by: str) -> dict[str, Any]:
+        agent = self.tracker.agents.get(interface)
+        queues = list(agent.memberships) if agent else []
+        for queue in queues:
+            await self.link.send({"Action": "QueueRemove", "Queue": queue, "Interface": interface})
+        self.log.info("agent logged out", interface=interface, queues=queues, by=by)
+        return {"interface": interface, "queues": queues}
+
+    async def agent_pause(self, interface: str, paused: bool, *, reason: str = "", by: str) -> dict[str, Any]:
+        if interface not in self.tracker.agents:
+            raise LookupError(f"agent {interface} is not logged in")
+        action = {"Action": "QueuePause", "Interface": interface, "Paused": "true" if paused else "false"}
+        if reason:
+            action["Reason"] = reason
+        await self.link.send(action)
+        self.log.info("agent paused" if paused else "agent resumed", interface=interface, reason=reason or None,
+                      by=by)
+        return {"interface": interface, "paused": paused, "reason": reason}
+
+    # --- views --------------------------------------------------------------------------------
+
+    def queues_view(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        out = []
+        for name, spec in self.plan.queues.items():
+            waiting = self.tracker.waiting(name)
+            out.append({
+                "queue": name, "role": spec.role.value, "label": spec.label,
+                "waiting": len(waiting),
+                "longest_wait": round(max((now - c.current_visit.joined_at for c in waiting  # type: ignore[union-attr]
+                                           ), default=0.0), 1),
+                "logged_in": self.tracker.logged_in(name), "available": self.tracker.available(name),
+            })
+        return out
+
+    def agents_view(self) -> list[dict[str, Any]]:
+        out = []
+        for agent in self.tracker.agents.values():
+            view = agent.public()
+            view["role"] = agent.role or self.roles.get(agent.interface, "")
+            out.append(view)
+        return out
+
+    def health(self) -> dict[str, Any]:
+        return {"status": "ok" if self.link.connected else "degraded", "ami": "up" if self.link.connected else "down",
+                "site": self.plan.site.id, "live_calls": len(self.tracker.calls), "resyncs": self.resyncs}
+
+
+def make_engine(plan: Plan, *, host: str, port: int, username: str, secret: str,
+                options: EngineOptions | None = None, clock: Callable[[], float] = time.time) -> Engine:
+    """An engine wired to a real AMI link (Asterisk or the emulator: the same code path)."""
+    opts = options or EngineOptions()
+
+    def link(engine: Engine) -> AmiLink:
+        return AmiLink(host, port, username, secret, on_event=engine.on_event, on_login=engine.on_login,
+                       action_timeout=opts.action_timeout)
+
+    return Engine(plan=plan, link_factory=link, options=opts, clock=clock)

@@ -1,0 +1,131 @@
+"""A live SAS for integration tests: the emulated switch on real TCP, the engine, its HTTP API.
+
+Everything runs on the wall clock with short agent delays, so a test exercises the same code
+path as production (panoramisk over a socket, aiohttp over a socket). Only the engine's clock
+may be shifted, to put "now" on a Tuesday morning or on 14 July.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import aiohttp
+
+from engine.api import Client, ControlApi, serve
+from engine.plan import Plan, load_plan
+from engine.plan import contexts as C
+from engine.service import Engine, EngineOptions, make_engine
+from simulator.softswitch.clock import Scheduler
+from simulator.softswitch.core import Softswitch
+from simulator.softswitch.model import Channel, Event
+from simulator.softswitch.server import AmiServer, User
+from simulator.softswitch.site import add_agent, build_site
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKENS = {"desk-token": Client("desk-12", "desk"), "super-token": Client("sup-1", "supervisor"),
+          "admin-token": Client("admin", "admin")}
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@dataclass
+class Site:
+    plan: Plan
+    switch: Softswitch
+    server: AmiServer
+    engine: Engine
+    api: ControlApi
+    base_url: str
+    events: list[Event]
+    http: aiohttp.ClientSession
+    runner: Any
+
+    # --- the switch side ------------------------------------------------------------------------
+
+    def call(self, number: str, caller: str = "0612345678", *, name: str = "", withheld: bool = False,
+             headers: dict[str, str] | None = None) -> Channel:
+        ch = self.switch.inbound_call(C.OPERATOR_ENDPOINT, number, caller_num=caller, caller_name=name,
+                                      withheld=withheld, headers=headers)
+        assert ch is not None, f"no line for {number}"
+        self.server._wake.set()
+        return ch
+
+    def desk(self, extension: str, answer_after: float = 0.1) -> str:
+        add_agent(self.switch, extension, answer_after=answer_after)
+        return f"PJSIP/{extension}"
+
+    def joined(self, channel: Channel) -> list[str]:
+        return [e.get("Queue") for e in self.events if e.name == "QueueCallerJoin"
+                and e.get("Uniqueid") == channel.uniqueid]
+
+    # --- the API side ---------------------------------------------------------------------------
+
+    async def post(self, path: str, body: Any, token: str = "desk-token") -> tuple[int, Any]:
+        async with self.http.post(self.base_url + path, json=body,
+                                  headers={"Authorization": f"Bearer {token}"} if token else {}) as resp:
+            return resp.status, await resp.json()
+
+    async def get(self, path: str, token: str | None = "desk-token") -> tuple[int, Any]:
+        async with self.http.get(self.base_url + path,
+                                 headers={"Authorization": f"Bearer {token}"} if token else {}) as resp:
+            return resp.status, await resp.json()
+
+    async def login(self, interface: str, queues: list[str], role: str, name: str = "") -> None:
+        status, body = await self.post("/api/agents/login", {"interface": interface, "queues": queues,
+                                                             "name": name or interface.split("/")[1], "role": role})
+        assert status == 200, body
+        await eventually(lambda: all(q in self.engine.tracker.agents.get(interface, _NoAgent).memberships
+                                     for q in queues), what=f"{interface} logged in")
+
+    async def close(self) -> None:
+        await self.http.close()
+        await self.runner.cleanup()
+        await self.engine.stop()
+        await self.server.stop()
+
+
+class _NoAgent:
+    memberships: ClassVar[dict[str, object]] = {}
+
+
+async def start_site(plan_file: str = "sas-69.yaml", *, clock: Callable[[], float] = time.time,
+                     confirm_within: float = 1.0) -> Site:
+    plan = load_plan(ROOT / "dialplans" / plan_file)
+    switch = build_site(plan, Scheduler(virtual=False))
+    events: list[Event] = []
+    switch.listeners.append(events.append)
+    server = AmiServer(switch, {"sas-router": User("test-secret")})
+    port = await server.start()
+    engine = make_engine(plan, host="127.0.0.1", port=port, username="sas-router", secret="test-secret",
+                         options=EngineOptions(confirm_within=confirm_within, action_timeout=2.0), clock=clock)
+    engine.link._manager.reconnect_timeout = 1
+    await engine.start()
+    await eventually(lambda: engine.link.connected and engine.resyncs >= 1, what="engine connected")
+    api = ControlApi(engine, TOKENS)
+    runner = await serve(api, "127.0.0.1", 0)
+    address = runner.addresses[0]
+    return Site(plan, switch, server, engine, api, f"http://{address[0]}:{address[1]}", events,
+                aiohttp.ClientSession(), runner)
+
+
+def shifted_clock(local_iso: str, tz: str = "Europe/Paris") -> Callable[[], float]:
+    """A clock that reads ``local_iso`` now and runs at wall-clock speed."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    target = datetime.fromisoformat(local_iso).replace(tzinfo=ZoneInfo(tz)).timestamp()
+    offset = target - time.time()
+    return lambda: time.time() + offset

@@ -1,0 +1,160 @@
+"""The routing engine against the emulated switchboard over real TCP (AMI) and HTTP (control API)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.core.calls import VisitOutcome
+from tests.integration.harness import Site, eventually, shifted_clock, start_site
+
+
+@pytest.fixture
+async def site():
+    s = await start_site()
+    yield s
+    await s.close()
+
+
+async def test_15_answered_in_n1_then_p1_to_n2_amu_without_dropping_the_caller(site: Site) -> None:
+    n1, amu = site.desk("1001"), site.desk("2001")
+    await site.login(n1, ["n1-arm"], "arm-n1")
+    await site.login(amu, ["n2-amu"], "arm-amu")
+    caller = site.call("15", "0612345678", name="Dupont")
+    call = await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
+    await eventually(lambda: call.current_leg is not None, what="N1 answer")
+    assert call.line == "15" and call.call_id == f"sas-69-{caller.uniqueid}"
+
+    status, body = await site.post(f"/api/calls/{call.call_id}/qualify",
+                                   {"level": "P1", "reason": "douleur thoracique"})
+    assert status == 200, body
+    assert body["target"] == "n2-amu" and body["mechanism"] == "redirect"
+    await eventually(lambda: call.current_leg is not None and call.current_leg.queue == "n2-amu", what="N2 answer")
+
+    assert not caller.hungup and site.switch.find_channel(caller.name) is caller  # same channel, same Uniqueid
+    assert site.joined(caller) == ["n1-arm", "n2-amu"]
+    assert [(v.queue, v.outcome) for v in call.visits] == [("n1-arm", VisitOutcome.ANSWERED),
+                                                          ("n2-amu", VisitOutcome.ANSWERED)]
+    assert [leg.member_name for leg in call.legs] == ["1001", "2001"]
+    assert call.legs[0].ended_at is not None  # the N1 desk was released at once
+    assert call.qualification == "P1" and call.transfers[0].confirmed_at is not None
+    assert not [e for e in site.events if e.name == "Hangup" and e.get("Uniqueid") == caller.uniqueid]
+
+
+@pytest.mark.parametrize(
+    ("local_time", "queue"),
+    [
+        ("2026-11-24T10:00", "n2-mg"),  # a Tuesday morning: GP regulation
+        ("2026-11-24T21:00", "pdsa"),  # Tuesday night: PDSA
+        ("2026-11-22T10:00", "pdsa"),  # a Sunday
+        ("2026-07-14T10:00", "pdsa"),  # Bastille Day, a Tuesday
+    ],
+)
+async def test_p2_goes_to_gp_by_day_and_to_pdsa_out_of_hours(local_time: str, queue: str) -> None:
+    site = await start_site(clock=shifted_clock(local_time))
+    try:
+        n1, target = site.desk("1001"), site.desk("3001")
+        await site.login(n1, ["n1-arm"], "arm-n1")
+        await site.login(target, [queue], "gp-regulator")
+        caller = site.call("116117")
+        call = await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
+        await eventually(lambda: call.current_leg is not None, what="N1 answer")
+        status, body = await site.post(f"/api/calls/{caller.uniqueid}/qualify", {"level": "P2"})
+        assert status == 200, body
+        await eventually(lambda: call.current_leg is not None and call.current_leg.queue == queue, what=queue)
+        assert site.joined(caller) == ["n1-arm", queue] and not caller.hungup
+    finally:
+        await site.close()
+
+
+async def test_p0_stays_with_the_n1_agent(site: Site) -> None:
+    await site.login(site.desk("1001"), ["n1-arm"], "arm-n1")
+    caller = site.call("15")
+    call = await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
+    await eventually(lambda: call.current_leg is not None, what="N1 answer")
+    status, body = await site.post(f"/api/calls/{caller.uniqueid}/qualify", {"level": "P0"})
+    assert status == 200 and body["target"] is None
+    assert call.current_leg is not None and call.current_leg.queue == "n1-arm"
+
+
+@pytest.mark.parametrize(("first", "second"), [("n2-amu", "n2-mg"), ("n2-mg", "n2-amu")])
+async def test_transfers_between_amu_and_mg_both_ways(site: Site, first: str, second: str) -> None:
+    await site.login(site.desk("2001"), ["n2-amu"], "emergency-doctor")
+    await site.login(site.desk("3001"), ["n2-mg"], "gp-regulator")
+    caller = site.call("0472000020" if first == "n2-amu" else "0472000021")  # ATSU direct lines
+    call = await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
+    await eventually(lambda: call.current_leg is not None and call.current_leg.queue == first, what=first)
+    status, body = await site.post(f"/api/calls/{caller.uniqueid}/transfer", {"queue": second})
+    assert status == 200, body
+    await eventually(lambda: call.current_leg is not None and call.current_leg.queue == second, what=second)
+    assert site.joined(caller) == [first, second] and not caller.hungup
+
+
+async def test_transfer_to_a_queue_without_agents_lands_in_a_queue_that_answers(site: Site) -> None:
+    await site.login(site.desk("1001"), ["n1-arm"], "arm-n1")
+    await site.login(site.desk("2001", answer_after=30), ["n2-amu"], "arm-amu")  # logged in, slow to answer
+    caller = site.call("15")
+    call = await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
+    await eventually(lambda: call.current_leg is not None, what="N1 answer")
+    status, body = await site.post(f"/api/calls/{caller.uniqueid}/transfer", {"queue": "psy"})  # nobody there
+    assert status == 200, body
+    assert body["wanted"] == "psy" and body["target"] == "n2-amu"
+    await eventually(lambda: call.current_visit is not None and call.current_visit.queue == "n2-amu", what="queued")
+    assert not caller.hungup
+
+
+async def test_waiting_caller_is_withdrawn_not_redirected(site: Site) -> None:
+    await site.login(site.desk("2001"), ["n2-amu"], "arm-amu")
+    caller = site.call("15")  # nobody in N1: the caller waits
+    call = await eventually(lambda: (c := site.engine.tracker.calls.get(caller.uniqueid)) and c.current_visit and c,
+                            what="waiting")
+    status, body = await site.post(f"/api/calls/{caller.uniqueid}/transfer", {"queue": "n2-amu"})
+    assert status == 200 and body["mechanism"] == "withdraw"
+    await eventually(lambda: call.current_leg is not None and call.current_leg.queue == "n2-amu", what="answered")
+    assert call.visits[0].outcome == VisitOutcome.TRANSFERRED
+    assert any(e.name == "VarSet" and e.get("Variable") == "QUEUE_WITHDRAW_INFO" for e in site.events)
+
+
+async def test_sis_and_atsu_land_in_their_queues_ahead_of_the_public(site: Site) -> None:
+    public = site.call("15", "0600000001")
+    sis = site.call("0472000018", "0472999999")
+    atsu = site.call("0472000020", "0472999998")
+    await eventually(lambda: len(site.engine.tracker.waiting()) == 3, what="three waiting")
+    waiting_n1 = [c.uniqueid for c in site.engine.tracker.waiting("n1-arm")]
+    assert waiting_n1 == [sis.uniqueid, public.uniqueid]
+    assert [c.uniqueid for c in site.engine.tracker.waiting("n2-amu")] == [atsu.uniqueid]
+    calls = {c.uniqueid: c for c in site.engine.tracker.waiting()}
+    assert (calls[sis.uniqueid].line, calls[sis.uniqueid].priority) == ("sis-n1", 9)
+    assert (calls[atsu.uniqueid].line, calls[atsu.uniqueid].priority) == ("atsu-amu", 8)
+
+
+async def test_withheld_caller_on_15_still_shows_the_number_to_the_desk(site: Site) -> None:
+    caller = site.call("15", "0611223344", withheld=True)
+    await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
+    status, body = await site.get(f"/api/calls/{caller.uniqueid}")
+    assert status == 200 and body["caller"] == "0611223344"
+
+
+async def test_api_refuses_missing_tokens_and_small_roles(site: Site) -> None:
+    assert (await site.get("/api/calls", token=None))[0] == 401
+    assert (await site.get("/api/calls", token="forged"))[0] == 401
+    status, body = await site.get("/api/calls")
+    assert status == 200 and body == []
+    status, body = await site.get("/openapi.json", token=None)
+    assert status == 200 and "/api/calls/{call}/qualify" in body["paths"]
+
+
+async def test_injection_through_api_fields_never_reaches_the_switch(site: Site) -> None:
+    sent: list[dict[str, str]] = []
+    original = site.engine.link._manager.send_action
+
+    def spy(action, *args, **kwargs):
+        sent.append(dict(action))
+        return original(action, *args, **kwargs)
+
+    site.engine.link._manager.send_action = spy
+    status, _ = await site.post("/api/agents/login", {"interface": "PJSIP/1001\r\nAction: Hangup",
+                                                         "queues": ["n1-arm"], "name": "x", "role": "arm-n1"})
+    assert status == 422
+    status, _body = await site.post("/api/agents/pause", {"interface": "PJSIP/1001", "reason": "café\r\nAction: X"})
+    assert status == 422
+    assert not [a for a in sent if "Hangup" in str(a) or "Action: X" in str(a)]
