@@ -88,9 +88,11 @@ class ControlApi:
         r("GET", "/api/queues", "desk", self.list_queues, "Queues: waiting callers, longest wait, agents")
         r("GET", "/api/agents", "desk", self.list_agents, "Agents, their queues, roles and states")
         r("POST", "/api/agents/login", "desk", self.agent_login, "Log a desk into queues with a role")
-        r("POST", "/api/agents/logout", "desk", self.agent_logout, "Log a desk out of every queue")
+        r("POST", "/api/agents/logout", "supervisor", self.agent_logout,
+          "Log a desk out of every queue (a supervisor closes a desk left logged in)")
         r("POST", "/api/agents/pause", "desk", self.agent_pause, "Pause a desk (reason)")
         r("POST", "/api/agents/resume", "desk", self.agent_resume, "Resume a paused desk")
+        r("POST", "/api/admin/resync", "admin", self.resync, "Rebuild live calls and agents from the switch now")
         self.app.router.add_get("/health", self.health)
         self.app.router.add_get("/openapi.json", self.openapi)
 
@@ -191,6 +193,11 @@ class ControlApi:
     async def agent_resume(self, request: web.Request, client: Client) -> Any:
         body = await self._body(request, AgentRef)
         return await self.engine.agent_pause(body.interface, False, by=client.name)
+
+    async def resync(self, request: web.Request, client: Client) -> Any:
+        log.info("resync requested", by=client.name)
+        await self.engine.on_login()
+        return self.engine.health()
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.json_response(self.openapi_document())

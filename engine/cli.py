@@ -84,6 +84,56 @@ def softswitch(
         typer.echo("softswitch stopped")
 
 
+@app.command("run")
+def run(
+    plan: Path = typer.Option(..., "--plan", help="The site plan the engine routes with."),
+    config: Path | None = typer.Option(None, "--config", help="Settings file (see config/engine.example.yaml)."),
+) -> None:
+    """Run the routing engine for one site: AMI link, call tracking, routing, control API."""
+    import asyncio
+
+    from engine.api import ControlApi, serve
+    from engine.logs import configure_logging
+    from engine.service import EngineOptions, make_engine
+    from engine.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings(config)
+        site_plan = load_plan(plan)
+    except (SettingsError, PlanError) as exc:
+        for line in getattr(exc, "diagnostics", [exc]):
+            typer.echo(str(line), err=True)
+        raise typer.Exit(code=1) from None
+    if not settings.ami.secret.get_secret_value():
+        typer.echo("no AMI secret: set SAS_AMI_SECRET", err=True)
+        raise typer.Exit(code=1)
+    clients = settings.api_clients()
+    if not clients:
+        typer.echo("warning: no API token configured (SAS_API_TOKENS); every control request will be refused",
+                   err=True)
+    configure_logging(settings.log_format)
+
+    async def main_loop() -> None:
+        engine = make_engine(site_plan, host=settings.ami.host, port=settings.ami.port,
+                             username=settings.ami.username, secret=settings.ami.secret.get_secret_value(),
+                             options=EngineOptions(confirm_within=settings.confirm_transfer_within,
+                                                   action_timeout=settings.ami.action_timeout))
+        await engine.start()
+        runner = await serve(ControlApi(engine, clients), settings.http.host, settings.http.port)
+        typer.echo(f"sas-router engine for {site_plan.site.id}: AMI {settings.ami.host}:{settings.ami.port}, "
+                   f"control API http://{settings.http.host}:{settings.http.port} (Ctrl-C stops it)")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.cleanup()
+            await engine.stop()
+
+    try:
+        asyncio.run(main_loop())
+    except KeyboardInterrupt:
+        typer.echo("engine stopped")
+
+
 def main() -> None:
     app()
 

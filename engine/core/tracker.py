@@ -212,8 +212,8 @@ class Tracker:
         visit.left_at = now
         if exit_.withdraw_info:
             info = exit_.withdraw_info
-            if info.startswith("ovf-"):
-                visit.outcome, visit.destination = VisitOutcome.OVERFLOWED, info[4:]
+            if info.startswith(("ovf-", "overflow:")):  # rendered sas-route name, or transcript 08's form
+                visit.outcome, visit.destination = VisitOutcome.OVERFLOWED, info.split(":", 1)[-1].removeprefix("ovf-")
             else:
                 visit.outcome, visit.destination = VisitOutcome.TRANSFERRED, info.removeprefix("q-")
         elif call.expected_move is not None:

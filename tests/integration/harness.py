@@ -16,15 +16,15 @@ from typing import Any, ClassVar
 
 import aiohttp
 
-from engine.api import Client, ControlApi, serve
-from engine.plan import Plan, load_plan
+from engine.api import Client
+from engine.plan import Plan
 from engine.plan import contexts as C
-from engine.service import Engine, EngineOptions, make_engine
-from simulator.softswitch.clock import Scheduler
+from engine.service import Engine, EngineOptions
+from simulator.live import LiveSite, start_live_site
 from simulator.softswitch.core import Softswitch
 from simulator.softswitch.model import Channel, Event
-from simulator.softswitch.server import AmiServer, User
-from simulator.softswitch.site import add_agent, build_site
+from simulator.softswitch.server import AmiServer
+from simulator.softswitch.site import add_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = {"desk-token": Client("desk-12", "desk"), "super-token": Client("sup-1", "supervisor"),
@@ -43,15 +43,32 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: s
 
 @dataclass
 class Site:
-    plan: Plan
-    switch: Softswitch
-    server: AmiServer
-    engine: Engine
-    api: ControlApi
-    base_url: str
-    events: list[Event]
+    live: LiveSite
     http: aiohttp.ClientSession
-    runner: Any
+
+    @property
+    def plan(self) -> Plan:
+        return self.live.plan
+
+    @property
+    def switch(self) -> Softswitch:
+        return self.live.switch
+
+    @property
+    def server(self) -> AmiServer:
+        return self.live.server
+
+    @property
+    def engine(self) -> Engine:
+        return self.live.engine
+
+    @property
+    def events(self) -> list[Event]:
+        return self.live.events
+
+    @property
+    def base_url(self) -> str:
+        return self.live.base_url
 
     # --- the switch side ------------------------------------------------------------------------
 
@@ -92,9 +109,7 @@ class Site:
 
     async def close(self) -> None:
         await self.http.close()
-        await self.runner.cleanup()
-        await self.engine.stop()
-        await self.server.stop()
+        await self.live.stop()
 
 
 class _NoAgent:
@@ -103,22 +118,11 @@ class _NoAgent:
 
 async def start_site(plan_file: str = "sas-69.yaml", *, clock: Callable[[], float] = time.time,
                      confirm_within: float = 1.0) -> Site:
-    plan = load_plan(ROOT / "dialplans" / plan_file)
-    switch = build_site(plan, Scheduler(virtual=False))
-    events: list[Event] = []
-    switch.listeners.append(events.append)
-    server = AmiServer(switch, {"sas-router": User("test-secret")})
-    port = await server.start()
-    engine = make_engine(plan, host="127.0.0.1", port=port, username="sas-router", secret="test-secret",
-                         options=EngineOptions(confirm_within=confirm_within, action_timeout=2.0), clock=clock)
-    engine.link._manager.reconnect_timeout = 1
-    await engine.start()
-    await eventually(lambda: engine.link.connected and engine.resyncs >= 1, what="engine connected")
-    api = ControlApi(engine, TOKENS)
-    runner = await serve(api, "127.0.0.1", 0)
-    address = runner.addresses[0]
-    return Site(plan, switch, server, engine, api, f"http://{address[0]}:{address[1]}", events,
-                aiohttp.ClientSession(), runner)
+    live = await start_live_site(ROOT / "dialplans" / plan_file, TOKENS, clock=clock,
+                                 options=EngineOptions(confirm_within=confirm_within, action_timeout=2.0))
+    live.engine.link._manager.reconnect_timeout = 1
+    await eventually(lambda: live.engine.link.connected and live.engine.resyncs >= 1, what="engine connected")
+    return Site(live, aiohttp.ClientSession())
 
 
 def shifted_clock(local_iso: str, tz: str = "Europe/Paris") -> Callable[[], float]:

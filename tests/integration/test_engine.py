@@ -158,3 +158,77 @@ async def test_injection_through_api_fields_never_reaches_the_switch(site: Site)
     status, _body = await site.post("/api/agents/pause", {"interface": "PJSIP/1001", "reason": "café\r\nAction: X"})
     assert status == 422
     assert not [a for a in sent if "Hangup" in str(a) or "Action: X" in str(a)]
+
+
+async def test_roles_are_enforced(site: Site) -> None:
+    status, body = await site.post("/api/agents/logout", {"interface": "PJSIP/1001"}, token="desk-token")
+    assert status == 403 and "supervisor" in body["error"]
+    assert (await site.post("/api/admin/resync", {}, token="super-token"))[0] == 403
+    assert (await site.post("/api/admin/resync", {}, token="admin-token"))[0] == 200
+
+
+async def test_caller_name_carrying_crlf_injects_nothing(site: Site) -> None:
+    await site.login(site.desk("1001"), ["n1-arm"], "arm-n1")
+    await site.login(site.desk("2001"), ["n2-amu"], "arm-amu")
+    hangups_before = [e for e in site.events if e.name == "SoftHangupRequest"]
+    caller = site.call("15", "0612345678", name="x\r\nAction: Hangup\r\nChannel: PJSIP/1001")
+    call = await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
+    await eventually(lambda: call.current_leg is not None, what="N1 answer")
+    status, _ = await site.post(f"/api/calls/{caller.uniqueid}/qualify", {"level": "P1"})
+    assert status == 200
+    await eventually(lambda: call.current_leg is not None and call.current_leg.queue == "n2-amu", what="N2 answer")
+    assert [e for e in site.events if e.name == "SoftHangupRequest"] == hangups_before
+    assert not caller.hungup
+
+
+async def test_engine_restart_during_twenty_live_calls_loses_and_duplicates_nothing(site: Site) -> None:
+    for ext in range(1001, 1011):
+        await site.login(site.desk(str(ext)), ["n1-arm"], "arm-n1")
+    await site.login(site.desk("2001"), ["n2-amu"], "arm-amu")
+    callers = [site.call("15" if i % 2 else "116117", f"06000000{i:02d}") for i in range(20)]
+    await eventually(lambda: len(site.engine.tracker.calls) == 20
+                     and sum(1 for c in site.engine.tracker.calls.values() if c.current_leg) == 10,
+                     what="10 talking, 10 waiting")
+    before = {c.uniqueid: (c.call_id, c.line, c.caller_num) for c in site.engine.tracker.calls.values()}
+
+    fresh = await site.live.restart_engine()
+    await eventually(lambda: fresh.resyncs >= 1, what="resync")
+    after = {c.uniqueid: (c.call_id, c.line, c.caller_num) for c in fresh.tracker.calls.values()}
+    assert after == before  # every call known again, with its tags, once
+    assert sum(1 for c in fresh.tracker.calls.values() if c.current_leg) == 10
+    assert sum(1 for c in fresh.tracker.calls.values() if c.current_visit) == 10
+
+    talking = next(c for c in fresh.tracker.calls.values() if c.current_leg)
+    status, body = await site.post(f"/api/calls/{talking.call_id}/qualify", {"level": "P1"})
+    assert status == 200, body
+    await eventually(lambda: talking.current_leg is not None and talking.current_leg.queue == "n2-amu",
+                     what="transfer after restart")
+    assert not any(ch.hungup for ch in callers)
+
+
+async def test_ami_drop_mid_transfer_leaves_the_caller_queued_and_replays_nothing(site: Site) -> None:
+    await site.login(site.desk("1001"), ["n1-arm"], "arm-n1")
+    await site.login(site.desk("2001"), ["n2-amu"], "arm-amu")
+    caller = site.call("15")
+    call = await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
+    await eventually(lambda: call.current_leg is not None, what="N1 answer")
+
+    site.server.faults.stall_responses = True  # the switch stops answering ...
+    import asyncio
+
+    request = asyncio.ensure_future(site.post(f"/api/calls/{caller.uniqueid}/qualify", {"level": "P1"}))
+    await asyncio.sleep(0.3)
+    site.server.drop_all()  # ... and the link drops while the transfer is in flight
+    site.server.faults.stall_responses = False
+    status, body = await request
+    assert status == 503, body
+    await eventually(lambda: site.engine.resyncs >= 2, timeout=8, what="reconnected")
+    await asyncio.sleep(1.0)  # room for a blind replay, which must not happen
+    assert not caller.hungup
+    tracked = site.engine.tracker.calls[caller.uniqueid]
+    assert tracked.current_leg is not None and tracked.current_leg.queue == "n1-arm"  # still with the N1 desk
+    assert site.joined(caller) == ["n1-arm"]
+    status, body = await site.post(f"/api/calls/{caller.uniqueid}/qualify", {"level": "P1"})
+    assert status == 200, body
+    await eventually(lambda: tracked.current_leg is not None and tracked.current_leg.queue == "n2-amu",
+                     what="transfer after reconnect")

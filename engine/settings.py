@@ -1,0 +1,81 @@
+"""Runtime settings of the engine: where the switch is, where the API listens, who may call it.
+
+Read from a YAML file (``config/engine.example.yaml`` documents every key) validated with
+pydantic, so a typo is refused with its location instead of silently defaulting. Secrets never
+live in the file: the AMI secret comes from ``SAS_AMI_SECRET`` and API tokens from
+``SAS_API_TOKENS`` (``token:client:role,...``) or a tokens file outside the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from ruamel.yaml import YAML
+
+from engine.api import ROLES, Client
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AmiSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 5038
+    username: str = "sas-router"
+    secret: SecretStr = SecretStr("")
+    action_timeout: Annotated[float, Field(gt=0, le=60)] = 5.0
+
+
+class HttpSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+
+
+class TokenEntry(_Strict):
+    token: SecretStr
+    client: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,40}$")]
+    role: Literal["desk", "supervisor", "admin"]
+
+
+class Settings(_Strict):
+    ami: AmiSettings = AmiSettings()
+    http: HttpSettings = HttpSettings()
+    tokens_file: Path | None = None
+    confirm_transfer_within: Annotated[float, Field(gt=0, le=60)] = 5.0
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    def api_clients(self) -> dict[str, Client]:
+        entries: list[TokenEntry] = []
+        if self.tokens_file is not None:
+            data = YAML(typ="safe").load(self.tokens_file.read_text(encoding="utf-8")) or []
+            entries += [TokenEntry.model_validate(item) for item in data]
+        for item in filter(None, os.environ.get("SAS_API_TOKENS", "").split(",")):
+            token, _, rest = item.partition(":")
+            client, _, role = rest.partition(":")
+            entries.append(TokenEntry.model_validate({"token": token, "client": client, "role": role}))
+        clients = {e.token.get_secret_value(): Client(e.client, e.role) for e in entries}
+        assert all(c.role in ROLES for c in clients.values())
+        return clients
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def load_settings(path: Path | None) -> Settings:
+    data = {}
+    if path is not None:
+        data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise SettingsError(f"{path}: {problems}") from None
+    secret = os.environ.get("SAS_AMI_SECRET")
+    if secret:
+        settings.ami.secret = SecretStr(secret)
+    return settings

@@ -1,0 +1,70 @@
+"""One live SAS in a process: the emulated switch on a real AMI socket, the engine connected to
+it over TCP, and the control API on a real HTTP socket.
+
+The demo and the integration tests both start it, so they exercise exactly the production
+path (panoramisk over a socket, aiohttp over a socket); only the switch is emulated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.api import Client, ControlApi, serve
+from engine.plan import Plan, load_plan
+from engine.service import Engine, EngineOptions, make_engine
+from simulator.softswitch.clock import Scheduler
+from simulator.softswitch.core import Softswitch
+from simulator.softswitch.model import Event
+from simulator.softswitch.server import AmiServer, User
+from simulator.softswitch.site import build_site
+
+AMI_USER = "sas-router"
+
+
+@dataclass
+class LiveSite:
+    plan: Plan
+    switch: Softswitch
+    server: AmiServer
+    engine: Engine
+    api: ControlApi
+    runner: Any
+    base_url: str
+    events: list[Event]
+    secret: str
+
+    async def restart_engine(self, options: EngineOptions | None = None) -> Engine:
+        """A new engine process, as after a crash: empty memory, same switch."""
+        await self.engine.stop()
+        self.engine = make_engine(self.plan, host="127.0.0.1", port=self.server.port, username=AMI_USER,
+                                  secret=self.secret, options=options or self.engine.options)
+        self.api.engine = self.engine
+        await self.engine.start()
+        return self.engine
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+        await self.engine.stop()
+        await self.server.stop()
+
+
+async def start_live_site(plan_file: Path, tokens: dict[str, Client], *, clock: Callable[[], float] = time.time,
+                          options: EngineOptions | None = None, secret: str = "live-secret",
+                          http_port: int = 0) -> LiveSite:
+    plan = load_plan(plan_file)
+    switch = build_site(plan, Scheduler(virtual=False))
+    events: list[Event] = []
+    switch.listeners.append(events.append)
+    server = AmiServer(switch, {AMI_USER: User(secret)})
+    port = await server.start()
+    engine = make_engine(plan, host="127.0.0.1", port=port, username=AMI_USER, secret=secret,
+                         options=options or EngineOptions(), clock=clock)
+    await engine.start()
+    api = ControlApi(engine, tokens)
+    runner = await serve(api, "127.0.0.1", http_port)
+    host, bound = runner.addresses[0][:2]
+    return LiveSite(plan, switch, server, engine, api, runner, f"http://{host}:{bound}", events, secret)

@@ -1,0 +1,81 @@
+"""The call tracker fed with real-Asterisk recordings: it must tell apart what Asterisk reports alike."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.core.calls import CallState, VisitOutcome
+from engine.core.tracker import Tracker
+from simulator.transcripts import load_transcript
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
+
+
+def fed(name: str) -> Tracker:
+    tracker = Tracker()
+    for frame in load_transcript(FIXTURES / f"{name}.log"):
+        if frame.is_event:
+            tracker.feed(frame.message.as_dict(), frame.at)
+    return tracker
+
+
+def only_call(tracker: Tracker):
+    calls = list(tracker.ended) + list(tracker.calls.values())
+    assert len(calls) == 1, [c.channel for c in calls]
+    return calls[0]
+
+
+def test_answer_is_not_a_leave_and_talk_time_comes_from_the_agent_leg() -> None:
+    call = only_call(fed("02-queue-answer"))
+    assert [(v.queue, v.outcome) for v in call.visits] == [("n1-arm", VisitOutcome.ANSWERED)]
+    assert call.line == "15" and call.caller_num == "0612345678"
+    assert [(leg.member_name, leg.end_reason) for leg in call.legs] == [("1001", "caller")]
+    assert call.state == CallState.ENDED and call.legs[0].talk_time is not None and call.legs[0].talk_time >= 1.9
+
+
+def test_redirect_then_blind_transfer_keeps_one_call_and_ignores_the_stale_agent_complete() -> None:
+    call = only_call(fed("03-redirect-transfer"))
+    assert [v.queue for v in call.visits] == ["n1-arm", "n2-amu", "n2-mg"]
+    assert all(v.outcome == VisitOutcome.ANSWERED for v in call.visits)
+    assert [leg.queue for leg in call.legs] == ["n1-arm", "n2-amu", "n2-mg"]
+    # The N1 leg ended when its agent channel was hung up at the Redirect (3.5 s in), not at the
+    # stale AgentComplete that came 12 s later with the whole call's TalkTime.
+    n1 = call.legs[0]
+    assert n1.end_reason == "released" and n1.talk_time is not None and n1.talk_time < 3
+    assert call.legs[1].end_reason == "transfer"
+
+
+def test_redirect_of_a_waiting_caller_is_not_an_abandon() -> None:
+    tracker = fed("04-overflow-redirect")
+    call = only_call(tracker)
+    assert [(v.queue, v.outcome) for v in call.visits][:2] == [("n1-arm", VisitOutcome.REDIRECTED),
+                                                              ("n2-mg", VisitOutcome.REDIRECTED)]
+    assert VisitOutcome.ABANDONED not in [v.outcome for v in call.visits]
+
+
+def test_hangup_while_waiting_is_an_abandon() -> None:
+    tracker = fed("05-abandon")
+    calls = list(tracker.ended)
+    assert len(calls) == 2
+    assert all([v.outcome for v in c.visits] == [VisitOutcome.ABANDONED] for c in calls)
+
+
+def test_queue_withdraw_caller_is_a_move_towards_its_destination() -> None:
+    call = only_call(fed("08-queue-withdraw-caller"))
+    visit = call.visits[0]
+    assert (visit.outcome, visit.destination) == (VisitOutcome.OVERFLOWED, "sas-38")
+    assert call.state != CallState.ENDED or call.hangup_cause is not None
+
+
+def test_queue_member_events_build_the_agent_picture() -> None:
+    frames = [f for f in load_transcript(FIXTURES / "06-status-while-waiting.log") if f.is_event]
+    start = frames[0].at
+    tracker = Tracker()
+    for frame in frames:
+        if frame.at - start < 3.0:
+            tracker.feed(frame.message.as_dict(), frame.at)
+    agent = tracker.agents["Local/2001@agents/n"]
+    assert agent.paused and agent.memberships["n2-amu"].paused_reason == "test"
+    assert agent.status.value == "paused"
+    final = fed("06-status-while-waiting").agents["Local/2001@agents/n"]
+    assert not final.paused and final.status.value == "available"
