@@ -101,10 +101,10 @@ class AmiLink:
 
     async def stop(self) -> None:
         self._started = False
+        self.connected = False  # a deliberate stop is not a link failure
         self._fail_in_flight()
         self._manager.reconnect_timeout = 3600
         self._manager.close()
-        self.connected = False
 
     # --- panoramisk callbacks -------------------------------------------------------------------
 

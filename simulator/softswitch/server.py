@@ -172,6 +172,8 @@ class AmiServer:
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # the server is shutting down: the connection just ends
         finally:
             session.closed = True
             self.sessions.discard(session)
