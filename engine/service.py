@@ -173,6 +173,8 @@ class Engine:
 
     async def _move(self, call: Call, wanted: str, priority: int, *, by: str, reason: str) -> dict[str, Any]:
         target = answering_queue(self.plan, wanted, self.tracker.logged_in)
+        if target != wanted:
+            priority = self.plan.front_priority  # a substitute queue takes the caller at its front
         move = plan_move(call, target, priority)
         transfer = Transfer(at=self.clock(), source_queue=move.source_queue, target_queue=target,
                             requested_by=by, reason=reason, mechanism=move.mechanism)

@@ -100,6 +100,24 @@ async def test_transfer_to_a_queue_without_agents_lands_in_a_queue_that_answers(
     assert body["wanted"] == "psy" and body["target"] == "n2-amu"
     await eventually(lambda: call.current_visit is not None and call.current_visit.queue == "n2-amu", what="queued")
     assert not caller.hungup
+    assert call.current_visit.priority == site.plan.front_priority
+    assert site.switch.queues.queues["n2-amu"].callers[0].channel is caller
+
+
+async def test_repeat_caller_is_flagged_and_moved_up(site: Site) -> None:
+    first = site.call("116117", "0655443322")
+    await eventually(lambda: site.engine.tracker.calls.get(first.uniqueid), what="first call")
+    await eventually(lambda: site.switch.astdb.get("sas-recent/0655443322"), what="number remembered")
+    site.switch.request_hangup(first)  # abandons, calls back a minute later
+    other = site.call("116117", "0600000099")
+    again = site.call("116117", "0655443322")
+    call = await eventually(lambda: (c := site.engine.tracker.calls.get(again.uniqueid)) and c.current_visit and c,
+                            what="second call waiting")
+    assert call.repeat and call.priority == 4  # 116 117 is priority 3; a repeat caller gets one more
+    waiting = [c.uniqueid for c in site.engine.tracker.waiting("n1-arm")]
+    assert waiting == [again.uniqueid, other.uniqueid]
+    status, body = await site.get(f"/api/calls/{again.uniqueid}")
+    assert status == 200 and body["repeat"] is True
 
 
 async def test_waiting_caller_is_withdrawn_not_redirected(site: Site) -> None:
