@@ -15,7 +15,7 @@ from typing import Any
 
 import structlog
 
-from engine.ami import AmiActionFailed, AmiLink, AmiLinkDown
+from engine.ami import AmiActionFailed, AmiLink, AmiLinkDown, as_event
 from engine.core.calls import Call, CallState, Transfer, VisitOutcome
 from engine.core.routing import (
     Move,
@@ -137,8 +137,6 @@ class Engine:
             self._notice(notice)
 
     async def _list(self, action: dict[str, str], item_event: str | None) -> list[dict[str, str]]:
-        from engine.ami import as_event
-
         answer = await self.link.send(action)
         items = [as_event(m) for m in (answer if isinstance(answer, list) else [answer])]
         return [i for i in items if "Event" in i and not i["Event"].endswith("Complete")

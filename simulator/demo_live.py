@@ -10,9 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import secrets
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
@@ -21,18 +20,12 @@ from engine.api import Client
 from engine.logs import configure_logging
 from engine.plan import contexts as C
 from engine.service import EngineOptions
-from simulator.live import LiveSite, start_live_site
+from simulator.live import LiveSite, eventually, start_live_site
 from simulator.softswitch.site import add_agent
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-async def _wait(predicate: Callable[[], object], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the demo step did not happen in time")
-        await asyncio.sleep(0.05)
+#: Each demo step is given ten seconds (desks answer after one second).
+_step = functools.partial(eventually, timeout=10.0)
 
 
 def _table(site: LiveSite) -> None:
@@ -48,7 +41,7 @@ async def run(once: bool, port: int) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     print(f"SAS du Rhône up: control API {site.base_url} (token {token}), AMI on 127.0.0.1:{site.server.port}")
     async with aiohttp.ClientSession(base_url=site.base_url, headers=headers) as http:
-        await _wait(lambda: site.engine.resyncs >= 1)
+        await _step(lambda: site.engine.resyncs >= 1)
         desks = {"1001": ("n1-arm", "arm-n1", "ARM Martin"), "1002": ("n1-arm", "arm-n1", "ARM Diallo"),
                  "2001": ("n2-amu", "emergency-doctor", "Dr Petit"), "2002": ("n2-amu", "arm-amu", "ARM Leroy"),
                  "3001": ("n2-mg", "gp-regulator", "Dr Roux"),
@@ -58,7 +51,7 @@ async def run(once: bool, port: int) -> None:
             async with http.post("/api/agents/login", json={"interface": f"PJSIP/{ext}", "queues": [queue],
                                                            "name": name, "role": role}) as resp:
                 resp.raise_for_status()
-        await _wait(lambda: len(site.engine.tracker.agents) == len(desks))
+        await _step(lambda: len(site.engine.tracker.agents) == len(desks))
         print(f"{len(desks)} desks logged in through the API:")
         _table(site)
 
@@ -68,7 +61,7 @@ async def run(once: bool, port: int) -> None:
                                           caller_name="SDMIS")]
         print("a 15 call, a 116 117 call and an SIS call on the direct AMU line arrive:")
         tracker = site.engine.tracker
-        await _wait(lambda: sum(1 for c in tracker.calls.values() if c.current_leg) == 3)
+        await _step(lambda: sum(1 for c in tracker.calls.values() if c.current_leg) == 3)
         for ch in calls:
             call = tracker.calls[ch.uniqueid]
             leg = call.current_leg
@@ -80,13 +73,13 @@ async def run(once: bool, port: int) -> None:
             async with http.post(f"/api/calls/{call.call_id}/qualify", json={"level": level}) as resp:
                 body = await resp.json()
             print(f"    desk qualifies {call.call_id} {level} → {body['target']} ({body['mechanism']})")
-        await _wait(lambda: first.current_leg is not None and first.current_leg.queue == "n2-amu"
+        await _step(lambda: first.current_leg is not None and first.current_leg.queue == "n2-amu"
                     and second.current_leg is not None and second.current_leg.queue in ("n2-mg", "pdsa"))
         async with http.post(f"/api/calls/{first.call_id}/transfer", json={"queue": "n2-mg",
                                                                         "reason": "avis MG"}) as resp:
             body = await resp.json()
         print(f"    the emergency doctor transfers {first.call_id} AMU → MG ({body['mechanism']})")
-        await _wait(lambda: first.current_leg is not None and first.current_leg.queue == "n2-mg")
+        await _step(lambda: first.current_leg is not None and first.current_leg.queue == "n2-mg")
         for call in (first, second):
             path = " → ".join(f"{v.queue}({v.outcome.value}, {v.wait:.1f}s)" for v in call.visits)
             print(f"    {call.call_id}: {path}; caller channel {call.channel} never hung up")

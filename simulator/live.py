@@ -7,6 +7,7 @@ path (panoramisk over a socket, aiohttp over a socket); only the switch is emula
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,18 @@ from simulator.softswitch.server import AmiServer, User
 from simulator.softswitch.site import build_site
 
 AMI_USER = "sas-router"
+
+
+async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
+    """Poll ``predicate`` until it is truthy and return its value; the live site runs on the wall
+    clock, so its steps are awaited, with a bound that names what did not happen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}")
 
 
 @dataclass

@@ -865,22 +865,24 @@ class Softswitch:
                 if member.variables.get("BRIDGEPEER"):
                     self.setvar(member, "BRIDGEPEER", "")
 
+    def _detach(self, ch: Channel, bridge: Bridge) -> None:
+        """Take one channel out of its bridge and report it (BridgeLeave shows the new count)."""
+        bridge.channels.remove(ch)
+        ch.bridge = None
+        self.emit("BridgeLeave", [*bridge.snapshot(), *ch.snapshot()])
+
     def leave_bridge(self, ch: Channel, *, dissolve: bool = True) -> None:
         bridge = ch.bridge
         if bridge is None:
             return
         self._clear_bridgepeers(bridge)
-        bridge.channels.remove(ch)
-        ch.bridge = None
-        self.emit("BridgeLeave", [*bridge.snapshot(), *ch.snapshot()])
+        self._detach(ch, bridge)
         self.queues.caller_left_bridge(ch)
         if dissolve and len(bridge.channels) == 1:
             # A two-party basic bridge dissolves: the other party is hung up unless it has
             # dialplan to go back to (Queue() without 'c', Dial without 'g' do not continue).
             other = bridge.channels[0]
-            bridge.channels.clear()
-            other.bridge = None
-            self.emit("BridgeLeave", [*bridge.snapshot(), *other.snapshot()])
+            self._detach(other, bridge)
             self.emit("BridgeDestroy", bridge.snapshot())
             if other.pbx is None or other.pbx.blocker is None or other.app in ("Queue", "Dial"):
                 self.destroy(other, 16)
@@ -969,6 +971,26 @@ class Softswitch:
         ch.pbx.blocker = None
         self.start_pbx(ch, context, exten, priority)
 
+    def dual_redirect(self, first: Channel, second: Channel, where1: tuple[str, str, int],
+                      where2: tuple[str, str, int]) -> None:
+        """Redirect with ExtraChannel: both channels leave the bridge together and neither is
+        hung up (scenario 03c); each then runs its own new location."""
+        bridge = first.bridge
+        for ch, where in ((second, where2), (first, where1)):
+            if ch.bridge is not None and ch.variables.get("BRIDGEPEER"):
+                self.setvar(ch, "BRIDGEPEER", "")
+            ch.context, ch.exten, ch.priority = where
+            self.publish_location(ch)
+        if bridge is not None:
+            for ch in (second, first):
+                if ch.bridge is bridge:
+                    self._detach(ch, bridge)
+                    self.queues.caller_left_bridge(ch)
+            if not bridge.channels:
+                self.emit("BridgeDestroy", bridge.snapshot())
+        for ch, where in ((first, where1), (second, where2)):
+            self.redirect(ch, *where)
+
     def blind_transfer(self, transferer: Channel, context: str, exten: str) -> str:
         """AMI BlindTransfer of the bridged party: the other side goes to context,exten,1."""
         bridge = transferer.bridge
@@ -992,13 +1014,9 @@ class Softswitch:
         transferee.context, transferee.exten, transferee.priority = context, exten, 1
         self.publish_location(transferee)
         self.queues.transferred(transferer, before_move)
-        bridge.channels.remove(transferee)
-        transferee.bridge = None
-        self.emit("BridgeLeave", [*bridge.snapshot(), *transferee.snapshot()])
+        self._detach(transferee, bridge)
         self.queues.caller_left_bridge(transferee)
-        bridge.channels.remove(transferer)
-        transferer.bridge = None
-        self.emit("BridgeLeave", [*bridge.snapshot(), *transferer.snapshot()])
+        self._detach(transferer, bridge)
         self.emit("BridgeDestroy", bridge.snapshot())
         self.destroy(transferer, 16)
         if transferee.pbx is None:

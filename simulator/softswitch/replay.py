@@ -51,15 +51,7 @@ class _CaptureSession(Session):
     """An AMI session whose output is recorded with its virtual timestamp instead of sent."""
 
     def __init__(self, server: AmiServer, out: list[Frame]) -> None:
-        self.server = server
-        self.authenticated = False
-        self.user = None
-        self.username = ""
-        self.events = True
-        self.includes = []
-        self.excludes = []
-        self.closed = False
-        self.local, self.peer = "127.0.0.1/5038", "127.0.0.1/0"
+        super().__init__(server, None, None)
         self._out = out
 
     def send(self, pairs: list[tuple[str, object]]) -> None:

@@ -43,7 +43,8 @@ class Faults:
 
 
 class Session:
-    def __init__(self, server: AmiServer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, server: AmiServer, reader: asyncio.StreamReader | None,
+                 writer: asyncio.StreamWriter | None) -> None:
         self.server, self.reader, self.writer = server, reader, writer
         self.authenticated = False
         self.user: User | None = None
@@ -58,7 +59,7 @@ class Session:
         self.peer = f"{peer[0]}/{peer[1]}" if peer else "127.0.0.1/0"
 
     def send(self, pairs: list[tuple[str, object]]) -> None:
-        if self.closed:
+        if self.closed or self.writer is None:
             return
         try:
             self.writer.write(encode(pairs))
@@ -130,7 +131,8 @@ class AmiServer:
         """Fault injection: every AMI connection is cut."""
         for session in list(self.sessions):
             session.closed = True
-            session.writer.close()
+            if session.writer is not None:
+                session.writer.close()
         self.sessions.clear()
 
     def _broadcast(self, event: Event) -> None:
@@ -514,30 +516,11 @@ class AmiServer:
             extra_context = message.get("ExtraContext") or context
             extra_exten = message.get("ExtraExten") or exten
             extra_priority = int(message.get("ExtraPriority") or priority)
-            self._dual_redirect(ch, extra, (context, exten, priority), (extra_context, extra_exten, extra_priority))
+            self.sw.dual_redirect(ch, extra, (context, exten, priority),
+                                  (extra_context, extra_exten, extra_priority))
             return
         self._ok(session, message, "Redirect successful")
         self.sw.redirect(ch, context or ch.context, exten, priority)
-
-    def _dual_redirect(self, first: Channel, second: Channel, where1: tuple[str, str, int],
-                       where2: tuple[str, str, int]) -> None:
-        """Both channels leave the bridge together; neither is hung up (scenario 03c)."""
-        bridge = first.bridge
-        for ch, where in ((second, where2), (first, where1)):
-            if ch.bridge is not None and ch.variables.get("BRIDGEPEER"):
-                self.sw.setvar(ch, "BRIDGEPEER", "")
-            ch.context, ch.exten, ch.priority = where
-            self.sw.publish_location(ch)
-        for ch in (second, first):
-            if ch.bridge is not None and ch.bridge is bridge and bridge is not None:
-                bridge.channels.remove(ch)
-                ch.bridge = None
-                self.sw.emit("BridgeLeave", [*bridge.snapshot(), *ch.snapshot()])
-                self.sw.queues.caller_left_bridge(ch)
-        if bridge is not None and not bridge.channels:
-            self.sw.emit("BridgeDestroy", bridge.snapshot())
-        for ch, where in ((first, where1), (second, where2)):
-            self.sw.redirect(ch, *where)
 
     def act_blindtransfer(self, session: Session, message: Message) -> None:
         ch = self._channel(session, message)

@@ -7,12 +7,11 @@ may be shifted, to put "now" on a Tuesday morning or on 14 July.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import aiohttp
 
@@ -20,7 +19,7 @@ from engine.api import Client
 from engine.plan import Plan
 from engine.plan import contexts as C
 from engine.service import Engine, EngineOptions
-from simulator.live import LiveSite, start_live_site
+from simulator.live import LiveSite, eventually, start_live_site
 from simulator.softswitch.core import Softswitch
 from simulator.softswitch.model import Channel, Event
 from simulator.softswitch.server import AmiServer
@@ -29,16 +28,6 @@ from simulator.softswitch.site import add_agent
 ROOT = Path(__file__).resolve().parents[2]
 TOKENS = {"desk-token": Client("desk-12", "desk"), "super-token": Client("sup-1", "supervisor"),
           "admin-token": Client("admin", "admin")}
-
-
-async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass
@@ -104,16 +93,13 @@ class Site:
         status, body = await self.post("/api/agents/login", {"interface": interface, "queues": queues,
                                                              "name": name or interface.split("/")[1], "role": role})
         assert status == 200, body
-        await eventually(lambda: all(q in self.engine.tracker.agents.get(interface, _NoAgent).memberships
-                                     for q in queues), what=f"{interface} logged in")
+        agents = self.engine.tracker.agents
+        await eventually(lambda: interface in agents and set(queues) <= set(agents[interface].memberships),
+                         what=f"{interface} logged in")
 
     async def close(self) -> None:
         await self.http.close()
         await self.live.stop()
-
-
-class _NoAgent:
-    memberships: ClassVar[dict[str, object]] = {}
 
 
 async def start_site(plan_file: str = "sas-69.yaml", *, clock: Callable[[], float] = time.time,
