@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.ami import AmiActionFailed, AmiBusy, AmiLinkDown, UnsafeValue
 from engine.core.routing import RoutingError
+from engine.core.switchover import SwitchoverError
 from engine.plan.model import Priority
 from engine.service import Engine
 
@@ -67,6 +69,24 @@ class AgentRef(_Body):
     reason: Annotated[str, Field(pattern=FREE_TEXT)] = ""
 
 
+class SwitchoverRequest(_Body):
+    line: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,38}$")]
+    partner: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,38}$")]
+    share: Annotated[int, Field(ge=1, le=100)] = 100
+    #: The number dialled at the partner (one it accepts); default: the line's own number.
+    number: Annotated[str, Field(pattern=r"^[0-9*#+]{1,20}$")] | None = None
+    reason: Annotated[str, Field(pattern=FREE_TEXT, min_length=3)]
+
+
+class Reasoned(_Body):
+    reason: Annotated[str, Field(pattern=FREE_TEXT, min_length=3)]
+
+
+class OverflowSwitch(_Body):
+    enabled: bool
+    reason: Annotated[str, Field(pattern=FREE_TEXT, min_length=3)]
+
+
 Handler = Callable[[web.Request, Client], Awaitable[Any]]
 
 
@@ -92,6 +112,14 @@ class ControlApi:
           "Log a desk out of every queue (a supervisor closes a desk left logged in)")
         r("POST", "/api/agents/pause", "desk", self.agent_pause, "Pause a desk (reason)")
         r("POST", "/api/agents/resume", "desk", self.agent_resume, "Resume a paused desk")
+        r("GET", "/api/mutual-aid", "desk", self.mutual_aid,
+          "Overflow rules and episodes, partners' live load, switch-overs and their journal")
+        r("POST", "/api/switchovers", "supervisor", self.start_switchover,
+          "Switch a line (or a share of its new calls) over to a partner SAS, with a reason")
+        r("POST", "/api/switchovers/{line}/end", "supervisor", self.end_switchover,
+          "Give a switched-over line back to this SAS at once, with a reason")
+        r("POST", "/api/overflow/{queue}", "supervisor", self.set_overflow,
+          "Switch a queue's overflow to partners off or back on, with a reason")
         r("POST", "/api/admin/resync", "admin", self.resync, "Rebuild live calls and agents from the switch now")
         self.app.router.add_get("/health", self.health)
         self.app.router.add_get("/openapi.json", self.openapi)
@@ -129,7 +157,7 @@ class ControlApi:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
             return _error(422, problems)
-        except (RoutingError, UnsafeValue) as exc:
+        except (RoutingError, UnsafeValue, SwitchoverError) as exc:
             return _error(409 if isinstance(exc, RoutingError) else 422, str(exc))
         except LookupError as exc:
             return _error(404, str(exc).strip("'\""))
@@ -194,6 +222,27 @@ class ControlApi:
         body = await self._body(request, AgentRef)
         return await self.engine.agent_pause(body.interface, False, by=client.name)
 
+    async def mutual_aid(self, request: web.Request, client: Client) -> Any:
+        return self.engine.mutual_aid.view()
+
+    async def start_switchover(self, request: web.Request, client: Client) -> Any:
+        body = await self._body(request, SwitchoverRequest)
+        switch = await self.engine.mutual_aid.start_switchover(body.line, body.partner, body.share,
+                                                               number=body.number or "", by=client.name,
+                                                               reason=body.reason)
+        return switch.public()
+
+    async def end_switchover(self, request: web.Request, client: Client) -> Any:
+        body = await self._body(request, Reasoned)
+        switch = await self.engine.mutual_aid.end_switchover(request.match_info["line"], by=client.name,
+                                                             reason=body.reason)
+        return {**switch.public(), "ended_by": client.name}
+
+    async def set_overflow(self, request: web.Request, client: Client) -> Any:
+        body = await self._body(request, OverflowSwitch)
+        return await self.engine.mutual_aid.set_overflow(request.match_info["queue"], body.enabled,
+                                                         by=client.name, reason=body.reason)
+
     async def resync(self, request: web.Request, client: Client) -> Any:
         log.info("resync requested", by=client.name)
         await self.engine.on_login()
@@ -205,7 +254,8 @@ class ControlApi:
     def openapi_document(self) -> dict[str, Any]:
         bodies = {"/api/calls/{call}/qualify": Qualify, "/api/calls/{call}/transfer": TransferRequest,
                   "/api/agents/login": AgentLogin, "/api/agents/logout": AgentRef, "/api/agents/pause": AgentRef,
-                  "/api/agents/resume": AgentRef}
+                  "/api/agents/resume": AgentRef, "/api/switchovers": SwitchoverRequest,
+                  "/api/switchovers/{line}/end": Reasoned, "/api/overflow/{queue}": OverflowSwitch}
         paths: dict[str, dict[str, Any]] = {
             "/health": {"get": {"summary": "Engine and AMI link state (no token needed)",
                                 "responses": {"200": {"description": "state"}}}},
@@ -218,9 +268,10 @@ class ControlApi:
                               "409": {"description": "not possible now"}, "422": {"description": "invalid body"},
                               "503": {"description": "switch unreachable"}},
             }
-            if "{call}" in path:
-                operation["parameters"] = [{"name": "call", "in": "path", "required": True,
-                                            "schema": {"type": "string"}}]
+            names = re.findall(r"{(\w+)}", path)
+            if names:
+                operation["parameters"] = [{"name": name, "in": "path", "required": True,
+                                            "schema": {"type": "string"}} for name in names]
             if path in bodies:
                 operation["requestBody"] = {"required": True, "content": {
                     "application/json": {"schema": bodies[path].model_json_schema()}}}

@@ -117,7 +117,10 @@ def run(
         engine = make_engine(site_plan, host=settings.ami.host, port=settings.ami.port,
                              username=settings.ami.username, secret=settings.ami.secret.get_secret_value(),
                              options=EngineOptions(confirm_within=settings.confirm_transfer_within,
-                                                   action_timeout=settings.ami.action_timeout))
+                                                   action_timeout=settings.ami.action_timeout,
+                                                   apply_presets=settings.apply_presets,
+                                                   partner_stale_after=settings.mqtt.partner_stale_after),
+                             mqtt=settings.mqtt.config())
         await engine.start()
         runner = await serve(ControlApi(engine, clients), settings.http.host, settings.http.port)
         typer.echo(f"sas-router engine for {site_plan.site.id}: AMI {settings.ami.host}:{settings.ami.port}, "

@@ -27,6 +27,8 @@ from engine.core.routing import (
     utcnow_from,
 )
 from engine.core.tracker import Notice, Tracker
+from engine.mqtt import MqttBus, MqttConfig
+from engine.mutual_aid import MutualAid
 from engine.plan import Plan
 from engine.plan import contexts as C
 from engine.plan.model import Priority
@@ -43,6 +45,12 @@ class EngineOptions:
     #: Seconds within which a moved caller must be seen joining its target queue.
     confirm_within: float = 5.0
     action_timeout: float = 5.0
+    #: How often overflow rules and switch-over presets are evaluated.
+    tick_every: float = 1.0
+    #: Whether this engine applies the plan's switch-over presets (one engine per site does).
+    apply_presets: bool = True
+    #: A partner's load older than this is treated as silent (plan order instead of live load).
+    partner_stale_after: float = 15.0
 
 
 @dataclass
@@ -55,6 +63,7 @@ class Engine:
     listeners: list[Callable[[Notice], None]] = field(default_factory=list)
     #: Role each desk logged in with (ARM N1, emergency doctor, GP regulator ...), by interface.
     roles: dict[str, str] = field(default_factory=dict)
+    mqtt: MqttConfig | None = None
 
     def __post_init__(self) -> None:
         self.log = log.bind(site=self.plan.site.id)
@@ -62,16 +71,53 @@ class Engine:
         self.resyncs = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._n1 = {q for q, spec in self.plan.queues.items() if spec.role.value == "n1"}
+        self.mutual_aid = MutualAid(self, stale_after=self.options.partner_stale_after)
+        self.bus: MqttBus | None = None
+        if self.mqtt is not None:
+            self.bus = MqttBus(self.mqtt, self.plan.site.id, snapshot=self.mutual_aid.load_message,
+                               on_load=self._partner_load, on_offline=self.mutual_aid.board.went_offline,
+                               on_link=self._bus_link)
+        #: Supervision plugs its QS30 in here; until then the load message says null.
+        self.qs30_source: Callable[[], float | None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.link.start()
+        if self.bus is not None:
+            await self.bus.start()
+        self._spawn(self._tick_loop())
 
     async def stop(self) -> None:
         for task in list(self._tasks):
             task.cancel()
+        if self.bus is not None:
+            await self.bus.stop()
         await self.link.stop()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.tick_every)
+            try:
+                await self.mutual_aid.tick()
+            except Exception:  # a bug in one tick must not stop overflow for the rest of the day
+                self.log.exception("mutual-aid tick failed")
+
+    def _partner_load(self, payload: dict[str, Any]) -> None:
+        self.mutual_aid.board.update(payload, self.clock())  # ValueError: logged and counted by the bus
+
+    def _bus_link(self, up: bool) -> None:
+        self.mutual_aid.board.link_up = up
+        if not up:
+            self.log.warning("no live partner load: overflow partners chosen by plan order")
+
+    def qs30_now(self) -> float | None:
+        return self.qs30_source() if self.qs30_source is not None else None
+
+    def broadcast(self, notice: Notice) -> None:
+        """Hand a notice that did not come from the tracker (journal entries) to every listener."""
+        for listener in self.listeners:
+            listener(notice)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -92,8 +138,8 @@ class Engine:
         if notice.kind == "queue-joined" and call is not None and len(call.visits) == 1 and call.caller_num:
             # The dialplan raises the priority of a number seen within the window (repeat caller).
             self._spawn(self._remember_caller(call.caller_num))
-        for listener in self.listeners:
-            listener(notice)
+        self.mutual_aid.on_notice(notice)
+        self.broadcast(notice)
 
     async def _remember_caller(self, number: str) -> None:
         try:
@@ -135,6 +181,7 @@ class Engine:
                       adopted=sum(1 for n in notices if n.kind == "call-adopted"), resyncs=self.resyncs)
         for notice in notices:
             self._notice(notice)
+        await self.mutual_aid.load_state()
 
     async def _list(self, action: dict[str, str], item_event: str | None) -> list[dict[str, str]]:
         answer = await self.link.send(action)
@@ -294,7 +341,8 @@ class Engine:
 
 
 def make_engine(plan: Plan, *, host: str, port: int, username: str, secret: str,
-                options: EngineOptions | None = None, clock: Callable[[], float] = time.time) -> Engine:
+                options: EngineOptions | None = None, clock: Callable[[], float] = time.time,
+                mqtt: MqttConfig | None = None) -> Engine:
     """An engine wired to a real AMI link (Asterisk or the emulator: the same code path)."""
     opts = options or EngineOptions()
 
@@ -302,4 +350,4 @@ def make_engine(plan: Plan, *, host: str, port: int, username: str, secret: str,
         return AmiLink(host, port, username, secret, on_event=engine.on_event, on_login=engine.on_login,
                        action_timeout=opts.action_timeout)
 
-    return Engine(plan=plan, link_factory=link, options=opts, clock=clock)
+    return Engine(plan=plan, link_factory=link, options=opts, clock=clock, mqtt=mqtt)

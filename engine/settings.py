@@ -2,7 +2,8 @@
 
 Read from a YAML file (``config/engine.example.yaml`` documents every key) validated with
 pydantic, so a typo is refused with its location instead of silently defaulting. Secrets never
-live in the file: the AMI secret comes from ``SAS_AMI_SECRET`` and API tokens from
+live in the file: the AMI secret comes from ``SAS_AMI_SECRET``, the broker password from
+``SAS_MQTT_PASSWORD`` and API tokens from
 ``SAS_API_TOKENS`` (``token:client:role,...``) or a tokens file outside the repository.
 """
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from ruamel.yaml import YAML
 
 from engine.api import ROLES, Client
+from engine.mqtt import MqttConfig
 
 
 class _Strict(BaseModel):
@@ -35,6 +37,26 @@ class HttpSettings(_Strict):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
 
 
+class MqttSettings(_Strict):
+    """The broker shared with partner SAS (load messages) and supervision."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")] = "sas"
+    username: str | None = None
+    password: SecretStr | None = None
+    publish_every: Annotated[float, Field(gt=0, le=60)] = 5.0
+    partner_stale_after: Annotated[float, Field(gt=0, le=600)] = 15.0
+
+    def config(self) -> MqttConfig | None:
+        if not self.enabled:
+            return None
+        return MqttConfig(host=self.host, port=self.port, prefix=self.prefix, username=self.username,
+                          password=self.password.get_secret_value() if self.password else None,
+                          publish_every=self.publish_every)
+
+
 class TokenEntry(_Strict):
     token: SecretStr
     client: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,40}$")]
@@ -44,6 +66,9 @@ class TokenEntry(_Strict):
 class Settings(_Strict):
     ami: AmiSettings = AmiSettings()
     http: HttpSettings = HttpSettings()
+    mqtt: MqttSettings = MqttSettings()
+    #: Whether this engine applies the plan's switch-over presets (exactly one engine per site).
+    apply_presets: bool = True
     tokens_file: Path | None = None
     confirm_transfer_within: Annotated[float, Field(gt=0, le=60)] = 5.0
     log_format: Literal["auto", "json", "console"] = "auto"
@@ -78,4 +103,7 @@ def load_settings(path: Path | None) -> Settings:
     secret = os.environ.get("SAS_AMI_SECRET")
     if secret:
         settings.ami.secret = SecretStr(secret)
+    mqtt_password = os.environ.get("SAS_MQTT_PASSWORD")
+    if mqtt_password:
+        settings.mqtt.password = SecretStr(mqtt_password)
     return settings

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.api import Client, ControlApi, serve
+from engine.mqtt import MqttConfig
 from engine.plan import Plan, load_plan
 from engine.service import Engine, EngineOptions, make_engine
 from simulator.softswitch.clock import Scheduler
@@ -49,12 +50,14 @@ class LiveSite:
     base_url: str
     events: list[Event]
     secret: str
+    mqtt: MqttConfig | None = None
 
     async def restart_engine(self, options: EngineOptions | None = None) -> Engine:
         """A new engine process, as after a crash: empty memory, same switch."""
         await self.engine.stop()
         self.engine = make_engine(self.plan, host="127.0.0.1", port=self.server.port, username=AMI_USER,
-                                  secret=self.secret, options=options or self.engine.options)
+                                  secret=self.secret, options=options or self.engine.options,
+                                  clock=self.engine.clock, mqtt=self.mqtt)
         self.api.engine = self.engine
         await self.engine.start()
         return self.engine
@@ -67,17 +70,18 @@ class LiveSite:
 
 async def start_live_site(plan_file: Path, tokens: dict[str, Client], *, clock: Callable[[], float] = time.time,
                           options: EngineOptions | None = None, secret: str = "live-secret",
-                          http_port: int = 0) -> LiveSite:
-    plan = load_plan(plan_file)
+                          http_port: int = 0, mqtt: MqttConfig | None = None,
+                          plan: Plan | None = None) -> LiveSite:
+    plan = plan or load_plan(plan_file)
     switch = build_site(plan, Scheduler(virtual=False))
     events: list[Event] = []
     switch.listeners.append(events.append)
     server = AmiServer(switch, {AMI_USER: User(secret)})
     port = await server.start()
     engine = make_engine(plan, host="127.0.0.1", port=port, username=AMI_USER, secret=secret,
-                         options=options or EngineOptions(), clock=clock)
+                         options=options or EngineOptions(), clock=clock, mqtt=mqtt)
     await engine.start()
     api = ControlApi(engine, tokens)
     runner = await serve(api, "127.0.0.1", http_port)
     host, bound = runner.addresses[0][:2]
-    return LiveSite(plan, switch, server, engine, api, runner, f"http://{host}:{bound}", events, secret)
+    return LiveSite(plan, switch, server, engine, api, runner, f"http://{host}:{bound}", events, secret, mqtt)

@@ -94,7 +94,11 @@ class Call:
     priority: int = 0
     repeat: bool = False
     overflow_in: bool = False
+    #: Why a partner sent us this call ("overflow" or "switchover"); "" for our own callers.
+    inbound: str = ""
     switched_to: str = ""
+    #: The partner an overflow is dialling now (set by the dialplan, cleared when the trunk failed).
+    overflowed_to: str = ""
     state: CallState = CallState.RINGING
     visits: list[QueueVisit] = field(default_factory=list)
     legs: list[AgentLeg] = field(default_factory=list)
@@ -146,6 +150,7 @@ class Call:
             "geolocation": self.geolocation,
             "origin": self.origin,
             "overflow_in": self.overflow_in,
+            "inbound": self.inbound,
             "repeat": self.repeat,
             "priority": self.priority,
             "state": self.state.value,

@@ -32,7 +32,7 @@ Event = Mapping[str, str]
 _TAGS = {
     C.VAR_CALL_ID: "call_id", C.VAR_LINE: "line", C.VAR_DIALED: "dialed", C.VAR_CALLER_NUM: "caller_num",
     C.VAR_GEOLOC: "geolocation", C.VAR_ORIGIN: "origin", C.VAR_ENTRY_QUEUE: "entry_queue",
-    C.VAR_SWITCHED_TO: "switched_to",
+    C.VAR_SWITCHED_TO: "switched_to", C.VAR_INBOUND: "inbound", C.VAR_OVERFLOWED_TO: "overflowed_to",
 }
 
 
@@ -161,12 +161,12 @@ class Tracker:
         attribute = _TAGS.get(name)
         if attribute is not None:
             setattr(call, attribute, value)
+            if name == C.VAR_INBOUND:
+                call.overflow_in = value == "overflow"
         elif name == C.VAR_PRIO:
             call.priority = _int(value, call.priority)
         elif name == C.VAR_REPEAT:
             call.repeat = value == "1"
-        elif name == C.VAR_INBOUND:
-            call.overflow_in = value == "overflow"
         return []
 
     def _join(self, event: Event, now: float) -> list[Notice]:

@@ -105,7 +105,8 @@ class Site:
 async def start_site(plan_file: str = "sas-69.yaml", *, clock: Callable[[], float] = time.time,
                      confirm_within: float = 1.0) -> Site:
     live = await start_live_site(ROOT / "dialplans" / plan_file, TOKENS, clock=clock,
-                                 options=EngineOptions(confirm_within=confirm_within, action_timeout=2.0))
+                                 options=EngineOptions(confirm_within=confirm_within, action_timeout=2.0,
+                                                       apply_presets=False))
     live.engine.link._manager.reconnect_timeout = 1
     await eventually(lambda: live.engine.link.connected and live.engine.resyncs >= 1, what="engine connected")
     return Site(live, aiohttp.ClientSession())

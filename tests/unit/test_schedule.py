@@ -71,10 +71,14 @@ def test_alsace_moselle_calendar_has_its_extra_days(rhone) -> None:
 
 
 def test_switchover_window_crossing_midnight(rhone) -> None:
-    preset = rhone.switchovers["nuit-116117"]  # mon-fri 00:00-07:00
-    assert window_active(preset, rhone, utc(2026, 11, 24, 3, 0))
-    assert not window_active(preset, rhone, utc(2026, 11, 24, 7, 0))
-    assert not window_active(preset, rhone, utc(2026, 11, 29, 3, 0))  # Sunday
+    preset = rhone.switchovers["nuit-116117"]  # nights starting mon-fri, 20:00-08:00
+    assert not window_active(preset, rhone, utc(2026, 11, 24, 19, 59))  # Tuesday evening
+    assert window_active(preset, rhone, utc(2026, 11, 24, 20, 0))
+    assert window_active(preset, rhone, utc(2026, 11, 25, 3, 0))  # Wednesday small hours: Tuesday's night
+    assert not window_active(preset, rhone, utc(2026, 11, 25, 8, 0))
+    assert window_active(preset, rhone, utc(2026, 11, 28, 7, 59))  # Saturday morning: Friday's night
+    assert not window_active(preset, rhone, utc(2026, 11, 28, 21, 0))  # Saturday night: not in the days
+    assert not window_active(preset, rhone, utc(2026, 11, 23, 3, 0))  # Monday small hours: Sunday's night
 
 
 def test_naive_datetimes_are_refused(rhone) -> None:
