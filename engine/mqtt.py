@@ -59,6 +59,13 @@ class MqttBus:
         self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        """Say ``offline`` before leaving: a clean disconnect does not fire the last will, and the
+        partners must stop counting on this site at once."""
+        client = self._client
+        if client is not None and self.connected:
+            with contextlib.suppress(aiomqtt.MqttError, TimeoutError):
+                await asyncio.wait_for(client.publish(self.topic(self.site, "status"), "offline", qos=1,
+                                                      retain=True), timeout=1.0)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

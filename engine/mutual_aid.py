@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.ami import AmiActionFailed, AmiLinkDown
 from engine.core.calls import Call, VisitOutcome
-from engine.core.mutual_aid import OverflowGovernor, PartnerBoard, QueueLoad, Transition, load_message
+from engine.core.mutual_aid import Choice, OverflowGovernor, PartnerBoard, QueueLoad, Transition, load_message
 from engine.core.routing import utcnow_from
 from engine.core.switchover import DB_HOLD, DB_META, Switchover, check_request, preset_decisions
 from engine.core.tracker import Notice
@@ -60,6 +60,7 @@ class MutualAid:
         self.overflow_returned: Counter[str] = Counter()
         self.inbound: Counter[tuple[str, str]] = Counter()  # (origin, overflow|switchover)
         self.kept_reason = ""
+        self.last_choice: Choice | None = None
         self.loaded = False
         self.log = engine.log.bind(component="mutual-aid")
         #: Queues partner calls land in: the rule that says "we accept overflow" looks at them.
@@ -207,6 +208,7 @@ class MutualAid:
             if not chosen:
                 continue
             choice = self.board.choose(rule.partners, load.role, now)
+            self.last_choice = choice
             if choice.partner is None:
                 if choice.reason != self.kept_reason:
                     self.log.warning("overflow wanted but calls kept", queue=queue, reason=choice.reason,
@@ -274,6 +276,10 @@ class MutualAid:
         return {
             "site": self.plan.site.id,
             "mqtt": "up" if self.board.link_up else "down",
+            "kept_reason": self.kept_reason or None,
+            "last_choice": None if self.last_choice is None else {
+                "partner": self.last_choice.partner, "basis": self.last_choice.basis,
+                "reason": self.last_choice.reason},
             "overflow": {q: {**s.public(now), "partners": self.governor.rules[q].partners}
                          for q, s in self.governor.states.items()},
             "partners": {p: {"status": self.board.status(p, now), **self.board.public(now).get(p, {})}

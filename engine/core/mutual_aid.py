@@ -169,17 +169,17 @@ class OverflowGovernor:
             chosen.update((c.uniqueid, c) for c in candidates if waited(c) >= when.all_agents_busy_for)
         return sorted(chosen.values(), key=lambda c: c.current_visit.joined_at)  # type: ignore[union-attr]
 
-    def intake_accepting(self, queues: Iterable[str], loads: Mapping[str, QueueLoad]) -> bool:
-        """May partners send us calls? Not while a queue that takes them is overflowing itself or
-        has nobody logged in."""
+    def intake_refusal(self, queues: Iterable[str], loads: Mapping[str, QueueLoad]) -> str:
+        """Why partners may not send us calls now ("" when they may): a queue that takes them is
+        overflowing itself or has nobody logged in."""
         for queue in queues:
             state = self.states.get(queue)
             if state is not None and state.active:
-                return False
+                return f"{queue} is overflowing itself"
             load = loads.get(queue)
             if load is not None and load.logged_in == 0:
-                return False
-        return True
+                return f"no agent logged in to {queue}"
+        return ""
 
 
 # --- the partners' live load --------------------------------------------------------------------
@@ -195,6 +195,7 @@ class PartnerLoad:
     available_by_role: dict[str, int]
     qs30: float | None
     overflowing: list[str]
+    refusal: str = ""
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,8 @@ class PartnerBoard:
                 waiting=int(payload["waiting"]), longest_wait=float(payload["longest_wait"]),
                 available_by_role={str(k): int(v) for k, v in dict(payload.get("available_by_role", {})).items()},
                 qs30=None if payload.get("qs30") is None else float(payload["qs30"]),
-                overflowing=[str(q) for q in payload.get("overflowing", [])])
+                overflowing=[str(q) for q in payload.get("overflowing", [])],
+                refusal=str(payload.get("refusal") or "")[:200])
         except (KeyError, TypeError, AttributeError) as exc:
             raise ValueError(f"malformed load message: {exc!r}") from exc
         self.loads[load.site] = load
@@ -259,13 +261,19 @@ class PartnerBoard:
         if silent:
             why = "no MQTT link" if not self.link_up else f"no live load from {', '.join(silent)}"
             return Choice(silent[0], "plan-order", f"{why}: plan order")
-        details = ", ".join(f"{p} {statuses[p]}" + (f" ({self.loads[p].waiting} waiting, longest "
-                                                    f"{self.loads[p].longest_wait:.0f} s)"
-                                                    if statuses[p] == "overloaded" else "") for p in partners)
+        details = ", ".join(f"{p} {statuses[p]}"
+                            + (f" ({self._why_refusing(p)})" if statuses[p] == "overloaded" else "")
+                            for p in partners)
         return Choice(None, "none", f"no partner can take calls: {details}")
+
+    def _why_refusing(self, partner: str) -> str:
+        load = self.loads[partner]
+        figures = f"{load.waiting} waiting, longest {load.longest_wait:.0f} s"
+        return f"{load.refusal}; {figures}" if load.refusal else figures
 
     def public(self, now: float) -> dict[str, Any]:
         return {site: {"status": self.status(site, now), "accepting": load.accepting, "waiting": load.waiting,
+                       "refusal": load.refusal or None,
                        "longest_wait": load.longest_wait, "available_by_role": load.available_by_role,
                        "qs30": load.qs30, "age": round(now - load.received_at, 1)}
                 for site, load in self.loads.items()}
@@ -277,9 +285,10 @@ def load_message(site: str, loads: Mapping[str, QueueLoad], governor: OverflowGo
     by_role: dict[str, int] = {}
     for load in loads.values():
         by_role[load.role] = by_role.get(load.role, 0) + load.available
+    refusal = governor.intake_refusal(intake, loads)
     return {
         "version": LOAD_VERSION, "site": site, "at": round(now, 3),
-        "accepting_overflow": governor.intake_accepting(intake, loads),
+        "accepting_overflow": not refusal, "refusal": refusal or None,
         "waiting": sum(load.waiting for load in loads.values()),
         "longest_wait": round(max((load.longest_wait for load in loads.values()), default=0.0), 1),
         "available_by_role": by_role,

@@ -16,6 +16,7 @@ from typing import Any
 import aiohttp
 
 from engine.api import Client
+from engine.mqtt import MqttConfig
 from engine.plan import Plan
 from engine.plan import contexts as C
 from engine.service import Engine, EngineOptions
@@ -69,8 +70,9 @@ class Site:
         self.server._wake.set()
         return ch
 
-    def desk(self, extension: str, answer_after: float = 0.1) -> str:
-        add_agent(self.switch, extension, answer_after=answer_after)
+    def desk(self, extension: str, answer_after: float = 0.1, talk_for: float | None = None) -> str:
+        """A desk phone; with ``talk_for`` the agent hangs up that many seconds after answering."""
+        add_agent(self.switch, extension, answer_after=answer_after, talk_for=talk_for)
         return f"PJSIP/{extension}"
 
     def joined(self, channel: Channel) -> list[str]:
@@ -102,11 +104,14 @@ class Site:
         await self.live.stop()
 
 
-async def start_site(plan_file: str = "sas-69.yaml", *, clock: Callable[[], float] = time.time,
-                     confirm_within: float = 1.0) -> Site:
-    live = await start_live_site(ROOT / "dialplans" / plan_file, TOKENS, clock=clock,
-                                 options=EngineOptions(confirm_within=confirm_within, action_timeout=2.0,
-                                                       apply_presets=False))
+async def start_site(plan_file: str | Path = "sas-69.yaml", *, clock: Callable[[], float] = time.time,
+                     confirm_within: float = 1.0, options: EngineOptions | None = None,
+                     mqtt: MqttConfig | None = None) -> Site:
+    """A live site; single-site tests leave the plan's switch-over presets alone (their partner
+    trunk is not linked), the two-site tests pass options that apply them."""
+    live = await start_live_site(ROOT / "dialplans" / plan_file, TOKENS, clock=clock, mqtt=mqtt,
+                                 options=options or EngineOptions(confirm_within=confirm_within, action_timeout=2.0,
+                                                                  apply_presets=False))
     live.engine.link._manager.reconnect_timeout = 1
     await eventually(lambda: live.engine.link.connected and live.engine.resyncs >= 1, what="engine connected")
     return Site(live, aiohttp.ClientSession())
@@ -120,3 +125,22 @@ def shifted_clock(local_iso: str, tz: str = "Europe/Paris") -> Callable[[], floa
     target = datetime.fromisoformat(local_iso).replace(tzinfo=ZoneInfo(tz)).timestamp()
     offset = target - time.time()
     return lambda: time.time() + offset
+
+
+class MovableClock:
+    """An engine clock that runs at wall-clock speed from a chosen local time and can jump, so a
+    test can live through 20:00 and then 08:00 the next morning in a few seconds."""
+
+    def __init__(self, local_iso: str, tz: str = "Europe/Paris") -> None:
+        self.tz = tz
+        self.jump_to(local_iso)
+
+    def jump_to(self, local_iso: str) -> None:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        target = datetime.fromisoformat(local_iso).replace(tzinfo=ZoneInfo(self.tz)).timestamp()
+        self.offset = target - time.time()
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
