@@ -24,6 +24,8 @@ from typing import Any
 import aiomqtt
 import structlog
 
+from engine.aio import cancel_and_wait, cancel_requested
+
 log = structlog.get_logger("engine.mqtt")
 
 
@@ -67,9 +69,7 @@ class MqttBus:
                 await asyncio.wait_for(client.publish(self.topic(self.site, "status"), "offline", qos=1,
                                                       retain=True), timeout=1.0)
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await cancel_and_wait([self._task], what="mqtt bus")
         self._task = None
         self._set_link(False)
 
@@ -122,7 +122,7 @@ class MqttBus:
             backoff = min(backoff * 2, 30.0)
 
     async def _publish_loop(self) -> None:
-        while True:
+        while not cancel_requested():
             await self.publish("load", self._snapshot(), retain=True)
             await asyncio.sleep(self.config.publish_every)
 

@@ -44,7 +44,7 @@ async def run(once: bool, port: int) -> None:
         await _step(lambda: site.engine.resyncs >= 1)
         desks = {"1001": ("n1-arm", "arm-n1", "ARM Martin"), "1002": ("n1-arm", "arm-n1", "ARM Diallo"),
                  "2001": ("n2-amu", "emergency-doctor", "Dr Petit"), "2002": ("n2-amu", "arm-amu", "ARM Leroy"),
-                 "3001": ("n2-mg", "gp-regulator", "Dr Roux"),
+                 "3001": ("n2-mg", "gp-regulator", "Dr Roux"), "3002": ("n2-mg", "gp-regulator", "Dr Morel"),
                  "4001": ("pdsa", "pdsa-regulator", "Dr Blanc")}
         for ext, (queue, role, name) in desks.items():
             add_agent(site.switch, ext, answer_after=1.0)
