@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import re
 import time
@@ -32,6 +33,8 @@ _SINGLE_ANSWER = {"queueadd", "queueremove", "queuepause", "queuepenalty", "redi
                   "queuewithdrawcaller", "dbput", "dbdel", "getvar"}
 # DBGet is neither: a found key is a list (EventList start ... DBGetComplete), a missing one a
 # single Error; panoramisk tells them apart by the first response when left to decide.
+#: Bounds of the AMI action latency histogram, in seconds.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _LISTS = {"coreshowchannels", "queuestatus", "queuesummary", "status"}
 
 
@@ -89,7 +92,10 @@ class AmiLink:
         self.reconnect_min, self.reconnect_max = reconnect_min, reconnect_max
         self.connected = False
         self.logins = 0
-        self.latencies: list[float] = []  # seconds per answered action (supervision reads and clears it)
+        self.latencies: list[float] = []  # seconds per answered action, the most recent ones
+        #: Lifetime histogram of action latencies (Prometheus): counts per LATENCY_BUCKETS bound + overflow.
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
+        self.latency_sum = 0.0
         self._manager = Manager(host=host, port=port, username=username, secret=secret, events="on",
                                 reconnect_timeout=reconnect_min, ping_delay=5, ping_interval=5,
                                 on_login=self._logged_in, on_disconnect=self._disconnected,
@@ -178,7 +184,10 @@ class AmiLink:
                 raise AmiLinkDown(f"{clean['Action']}: no answer within {self.action_timeout}s") from exc
             finally:
                 self._in_flight.discard(future)
-            self.latencies.append(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            self.latencies.append(elapsed)
+            self.latency_sum += elapsed
+            self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, elapsed)] += 1
             if len(self.latencies) > 10_000:
                 del self.latencies[:5_000]
             first = answer[0] if isinstance(answer, list) and answer else answer

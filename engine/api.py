@@ -48,6 +48,8 @@ class _Body(BaseModel):
 class Qualify(_Body):
     level: Priority
     reason: Annotated[str, Field(pattern=FREE_TEXT)] = ""
+    #: A simple medical advice was given (annex 3, item 6), recorded with the qualification.
+    medical_advice: bool = False
 
 
 class TransferRequest(_Body):
@@ -100,7 +102,7 @@ class ControlApi:
         self.tokens = tokens
         self.app = web.Application(middlewares=[self._errors])
         self._routes: list[tuple[str, str, str, str]] = []
-        r = self._route
+        r = self.route
         r("GET", "/api/calls", "desk", self.list_calls, "Live calls with their queue visits and agents")
         r("GET", "/api/calls/{call}", "desk", self.get_call, "One live call (Uniqueid, SAS call id or channel)")
         r("POST", "/api/calls/{call}/qualify", "desk", self.qualify, "Qualify P0/P1/P2 and route accordingly")
@@ -124,7 +126,7 @@ class ControlApi:
         self.app.router.add_get("/health", self.health)
         self.app.router.add_get("/openapi.json", self.openapi)
 
-    def _route(self, method: str, path: str, role: str, handler: Handler, summary: str) -> None:
+    def route(self, method: str, path: str, role: str, handler: Handler, summary: str) -> None:
         self._routes.append((method, path, role, summary))
 
         async def guarded(request: web.Request) -> web.StreamResponse:
@@ -192,7 +194,8 @@ class ControlApi:
 
     async def qualify(self, request: web.Request, client: Client) -> Any:
         body = await self._body(request, Qualify)
-        return await self.engine.qualify(request.match_info["call"], body.level, by=client.name, reason=body.reason)
+        return await self.engine.qualify(request.match_info["call"], body.level, by=client.name, reason=body.reason,
+                                         medical_advice=body.medical_advice)
 
     async def transfer(self, request: web.Request, client: Client) -> Any:
         body = await self._body(request, TransferRequest)

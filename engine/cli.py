@@ -114,6 +114,9 @@ def run(
     configure_logging(settings.log_format)
 
     async def main_loop() -> None:
+        from supervision.journal import Journal
+        from supervision.service import Supervision
+
         engine = make_engine(site_plan, host=settings.ami.host, port=settings.ami.port,
                              username=settings.ami.username, secret=settings.ami.secret.get_secret_value(),
                              options=EngineOptions(confirm_within=settings.confirm_transfer_within,
@@ -121,20 +124,65 @@ def run(
                                                    apply_presets=settings.apply_presets,
                                                    partner_stale_after=settings.mqtt.partner_stale_after),
                              mqtt=settings.mqtt.config())
+        api = ControlApi(engine, clients)
+        journal = Journal(settings.journal.url(), site_plan.site.id, max_buffer=settings.journal.max_buffer)
+        supervision = Supervision(engine, journal=journal)
+        supervision.install(api)
+        await supervision.start()
         await engine.start()
-        runner = await serve(ControlApi(engine, clients), settings.http.host, settings.http.port)
+        runner = await serve(api, settings.http.host, settings.http.port)
+        base = f"http://{settings.http.host}:{settings.http.port}"
         typer.echo(f"sas-router engine for {site_plan.site.id}: AMI {settings.ami.host}:{settings.ami.port}, "
-                   f"control API http://{settings.http.host}:{settings.http.port} (Ctrl-C stops it)")
+                   f"control API {base}, dashboard {base}/dashboard, metrics {base}/metrics (Ctrl-C stops it)")
         try:
             await asyncio.Event().wait()
         finally:
             await runner.cleanup()
+            await supervision.stop()
             await engine.stop()
 
     try:
         asyncio.run(main_loop())
     except KeyboardInterrupt:
         typer.echo("engine stopped")
+
+
+report_app = typer.Typer(help="Annex-3 indicator reports from the call journal.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+
+
+@report_app.command("monthly")
+def report_monthly(
+    month: str = typer.Option(..., "--month", help="The month, YYYY-MM."),
+    plan: Path = typer.Option(Path("dialplans/sas-69.yaml"), "--plan", help="The site plan (hours, holidays)."),
+    db: str = typer.Option("", "--db", envvar="SAS_JOURNAL_URL",
+                           help="Journal database URL (default: the settings' journal, else var/journal.sqlite3)."),
+    config: Path | None = typer.Option(None, "--config", help="Settings file, for the journal URL."),
+    baseline: int | None = typer.Option(None, "--baseline", help="Compare with the same month of this year."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Also write the table as CSV to this file."),
+) -> None:
+    """Annex-3 table 1 and table-3 telephony rows for one month, restricted to SAS hours."""
+    from engine.settings import SettingsError, load_settings
+    from supervision.journal import make_db_engine
+    from supervision.report import monthly, parse_month, render_table, to_csv
+
+    try:
+        year, number = parse_month(month)
+        site_plan = load_plan(plan)
+        url = db or load_settings(config).journal.url()
+    except (ValueError, PlanError, SettingsError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    database = make_db_engine(url)
+    try:
+        report = monthly(database, site_plan, year, number)
+        compared = monthly(database, site_plan, baseline, number) if baseline else None
+    finally:
+        database.dispose()
+    typer.echo(render_table(report, compared), nl=False)
+    if csv_out is not None:
+        csv_out.write_text(to_csv(report, compared), encoding="utf-8")
+        typer.echo(f"wrote {csv_out}")
 
 
 def main() -> None:

@@ -197,9 +197,12 @@ class Engine:
             raise LookupError(f"no live call {ident}")
         return call
 
-    async def qualify(self, ident: str, level: Priority, *, by: str, reason: str = "") -> dict[str, Any]:
+    async def qualify(self, ident: str, level: Priority, *, by: str, reason: str = "",
+                      medical_advice: bool = False) -> dict[str, Any]:
         call = self._call(ident)
         call.qualification, call.qualification_reason, call.qualified_by = level.value, reason, by
+        self.broadcast(Notice("qualified", self.clock(), call.uniqueid,
+                              {"level": level.value, "by": by, "reason": reason, "medical_advice": medical_advice}))
         target = qualification_target(self.plan, level, utcnow_from(self.clock()))
         self.log.info("qualified", call_id=call.call_id or call.uniqueid, level=level.value, by=by,
                       reason=reason or None, target=target or "stays")

@@ -57,6 +57,22 @@ class MqttSettings(_Strict):
                           publish_every=self.publish_every)
 
 
+class JournalSettings(_Strict):
+    """The durable call journal: SQLite (WAL) embedded by default, PostgreSQL in production."""
+
+    database: str = "sqlite:///var/journal.sqlite3"
+    max_buffer: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
+
+    def url(self) -> str:
+        """The database URL; a PostgreSQL password comes from SAS_JOURNAL_PASSWORD, never the file."""
+        password = os.environ.get("SAS_JOURNAL_PASSWORD")
+        if password and self.database.startswith("postgresql"):
+            from sqlalchemy.engine import make_url
+
+            return make_url(self.database).set(password=password).render_as_string(hide_password=False)
+        return self.database
+
+
 class TokenEntry(_Strict):
     token: SecretStr
     client: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,40}$")]
@@ -67,6 +83,7 @@ class Settings(_Strict):
     ami: AmiSettings = AmiSettings()
     http: HttpSettings = HttpSettings()
     mqtt: MqttSettings = MqttSettings()
+    journal: JournalSettings = JournalSettings()
     #: Whether this engine applies the plan's switch-over presets (exactly one engine per site).
     apply_presets: bool = True
     tokens_file: Path | None = None

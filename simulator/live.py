@@ -23,6 +23,8 @@ from simulator.softswitch.core import Softswitch
 from simulator.softswitch.model import Event
 from simulator.softswitch.server import AmiServer, User
 from simulator.softswitch.site import build_site
+from supervision.journal import Journal
+from supervision.service import Supervision
 
 AMI_USER = "sas-router"
 
@@ -51,6 +53,7 @@ class LiveSite:
     events: list[Event]
     secret: str
     mqtt: MqttConfig | None = None
+    supervision: Supervision | None = None
 
     async def restart_engine(self, options: EngineOptions | None = None) -> Engine:
         """A new engine process, as after a crash: empty memory, same switch."""
@@ -59,11 +62,15 @@ class LiveSite:
                                   secret=self.secret, options=options or self.engine.options,
                                   clock=self.engine.clock, mqtt=self.mqtt)
         self.api.engine = self.engine
+        if self.supervision is not None:
+            self.supervision.attach(self.engine)
         await self.engine.start()
         return self.engine
 
     async def stop(self) -> None:
         await self.runner.cleanup()
+        if self.supervision is not None:
+            await self.supervision.stop()
         await self.engine.stop()
         await self.server.stop()
 
@@ -71,7 +78,10 @@ class LiveSite:
 async def start_live_site(plan_file: Path, tokens: dict[str, Client], *, clock: Callable[[], float] = time.time,
                           options: EngineOptions | None = None, secret: str = "live-secret",
                           http_port: int = 0, mqtt: MqttConfig | None = None,
-                          plan: Plan | None = None) -> LiveSite:
+                          plan: Plan | None = None, supervise: bool = True,
+                          journal_url: str | None = None) -> LiveSite:
+    """A live site; with ``supervise`` (default) the figures, /metrics and the dashboard too, and
+    with ``journal_url`` the durable journal."""
     plan = plan or load_plan(plan_file)
     switch = build_site(plan, Scheduler(virtual=False))
     events: list[Event] = []
@@ -80,8 +90,15 @@ async def start_live_site(plan_file: Path, tokens: dict[str, Client], *, clock: 
     port = await server.start()
     engine = make_engine(plan, host="127.0.0.1", port=port, username=AMI_USER, secret=secret,
                          options=options or EngineOptions(), clock=clock, mqtt=mqtt)
-    await engine.start()
     api = ControlApi(engine, tokens)
+    supervision = None
+    if supervise:
+        journal = Journal(journal_url, plan.site.id, clock=clock) if journal_url else None
+        supervision = Supervision(engine, journal=journal)
+        supervision.install(api)
+        await supervision.start()
+    await engine.start()
     runner = await serve(api, "127.0.0.1", http_port)
     host, bound = runner.addresses[0][:2]
-    return LiveSite(plan, switch, server, engine, api, runner, f"http://{host}:{bound}", events, secret, mqtt)
+    return LiveSite(plan, switch, server, engine, api, runner, f"http://{host}:{bound}", events, secret, mqtt,
+                    supervision)

@@ -117,6 +117,16 @@ class Tracker:
                 return call
         return None
 
+    def call_any(self, uniqueid: str) -> Call | None:
+        """A live call, or one that just ended (notices about an end come after the forget)."""
+        call = self.calls.get(uniqueid)
+        if call is not None or not uniqueid:
+            return call
+        for ended in reversed(self.ended):
+            if ended.uniqueid == uniqueid:
+                return ended
+        return None
+
     def logged_in(self, queue: str) -> int:
         return sum(1 for a in self.agents.values() if queue in a.memberships and a.status.value != "unavailable")
 
@@ -258,7 +268,8 @@ class Tracker:
         if agent is not None:
             agent.in_call = False
         return Notice("agent-leg-ended", now, call.uniqueid,
-                      {"queue": leg.queue, "agent": leg.member_name, "talk_time": leg.talk_time, "reason": reason})
+                      {"queue": leg.queue, "agent": leg.member_name, "interface": leg.interface,
+                       "talk_time": leg.talk_time, "reason": reason})
 
     def _complete(self, event: Event, now: float) -> list[Notice]:
         call = self.calls.get(event.get("Uniqueid", ""))

@@ -1,0 +1,215 @@
+"""Writing the call journal without ever holding up a call.
+
+The engine hands rows to :meth:`Journal.add` (a deque append, nothing else); a background task
+writes them in batches from a worker thread. If the database is away the rows wait, up to
+``max_buffer``; beyond that the oldest are dropped and counted, and when the database is back a
+``journal_gaps`` row says how many rows of which period are missing. Writes are "insert or
+ignore" on each table's natural key (calls: upsert), so writing a call twice — after an engine
+restart, or a retried batch — never duplicates a row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import structlog
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from engine.aio import cancel_and_wait
+from engine.core.calls import Call, VisitOutcome
+from supervision.models import TABLES, CallRow, GapRow
+
+log = structlog.get_logger("supervision.journal")
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+DEFAULT_URL = "sqlite:///var/journal.sqlite3"
+
+Row = tuple[str, dict[str, Any]]  # (table, values)
+
+
+def make_db_engine(url: str) -> Engine:
+    """An SQLAlchemy engine; SQLite gets WAL (readers never block the writer) and a busy timeout."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    db = create_engine(url, pool_pre_ping=True)
+    if db.dialect.name == "sqlite":
+        @event.listens_for(db, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+    return db
+
+
+def upgrade(db: Engine) -> None:
+    """Bring the schema to the latest migration (Alembic); safe to run at every start."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with db.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def call_rows(site: str, call: Call, role_of: Callable[[str], str]) -> list[Row]:
+    """Everything the journal keeps of one call, as rows (the call first: the others refer to it)."""
+    call_id = call.call_id or f"{site}-{call.uniqueid}"
+    answered_at = call.legs[0].connected_at if call.legs else None
+    first_wait = answered_at - call.visits[0].joined_at if answered_at is not None and call.visits else None
+    last = call.visits[-1].outcome.value if call.visits else ("switched" if call.switched_to else "")
+    outcome = "answered" if call.legs else last
+    rows: list[Row] = [("calls", {
+        "call_id": call_id, "site": site, "uniqueid": call.uniqueid, "line": call.line, "dialed": call.dialed,
+        "caller": call.caller_num, "origin": call.origin, "inbound": call.inbound, "started_at": call.started_at,
+        "answered_at": answered_at, "first_wait": first_wait, "ended_at": call.ended_at, "outcome": outcome,
+        "qualification": call.qualification, "switched_to": call.switched_to, "hangup_cause": call.hangup_cause,
+        "repeat": call.repeat})]
+    for visit in call.visits:
+        if visit.outcome == VisitOutcome.WAITING:
+            continue
+        rows.append(("queue_visits", {"call_id": call_id, "queue": visit.queue, "joined_at": visit.joined_at,
+                                      "left_at": visit.left_at, "outcome": visit.outcome.value,
+                                      "destination": visit.destination, "wait": visit.wait}))
+        if visit.outcome == VisitOutcome.OVERFLOWED and visit.left_at is not None:
+            rows.append(("overflows", {"call_id": call_id, "at": visit.left_at, "direction": "out",
+                                       "queue": visit.queue, "partner": visit.destination}))
+    if call.inbound and call.visits:
+        rows.append(("overflows", {"call_id": call_id, "at": call.visits[0].joined_at, "direction": "in",
+                                   "queue": call.visits[0].queue, "partner": call.origin, "reason": call.inbound}))
+    for leg in call.legs:
+        if leg.ended_at is None:
+            continue
+        rows.append(("agent_legs", {"call_id": call_id, "queue": leg.queue, "interface": leg.interface,
+                                    "member_name": leg.member_name, "role": role_of(leg.interface),
+                                    "connected_at": leg.connected_at, "ended_at": leg.ended_at,
+                                    "talk_time": leg.talk_time, "end_reason": leg.end_reason}))
+    for transfer in call.transfers:
+        rows.append(("transfers", {"call_id": call_id, "at": transfer.at, "source_queue": transfer.source_queue,
+                                   "target_queue": transfer.target_queue, "by": transfer.requested_by,
+                                   "reason": transfer.reason, "mechanism": transfer.mechanism,
+                                   "confirmed": transfer.confirmed_at is not None,
+                                   "fallback_queue": transfer.fallback_queue}))
+    return rows
+
+
+class Journal:
+    def __init__(self, url: str, site: str, *, max_buffer: int = 100_000, flush_every: float = 0.5,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.url, self.site = url, site
+        self.db = make_db_engine(url)
+        self.buffer: deque[Row] = deque()
+        self.max_buffer = max_buffer
+        self.flush_every = flush_every
+        self.clock = clock
+        self.written = 0
+        self.dropped = 0
+        self.failures = 0
+        self.up = True
+        self._gap: tuple[float, float, int] | None = None  # rows lost while down: (from, to, count)
+        self._task: asyncio.Task[None] | None = None
+        self._flush_lock = asyncio.Lock()
+        self.log = log.bind(site=site, database=self.db.url.render_as_string(hide_password=True))
+
+    # --- feeding (never blocks) -----------------------------------------------------------------
+
+    def add(self, table: str, values: dict[str, Any]) -> None:
+        if len(self.buffer) >= self.max_buffer:
+            self.buffer.popleft()
+            self.dropped += 1
+            now = self.clock()
+            start = self._gap[0] if self._gap else now
+            self._gap = (start, now, (self._gap[2] if self._gap else 0) + 1)
+        self.buffer.append((table, values))
+
+    def add_call(self, call: Call, role_of: Callable[[str], str]) -> None:
+        for table, values in call_rows(self.site, call, role_of):
+            self.add(table, values)
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        try:
+            await asyncio.to_thread(upgrade, self.db)
+        except SQLAlchemyError as exc:
+            self.up = False
+            self.log.error("journal database unreachable at start; rows are buffered", error=str(exc))
+        self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await cancel_and_wait([self._task], within=5.0, what="journal")
+        with contextlib.suppress(SQLAlchemyError):
+            await self.flush()
+        self.db.dispose()
+
+    async def _run(self) -> None:
+        backoff = self.flush_every
+        while True:
+            await asyncio.sleep(backoff)
+            ok = await self.flush()
+            backoff = self.flush_every if ok else min(backoff * 2, 30.0)
+
+    async def flush(self) -> bool:
+        """Write what is buffered; on failure the rows stay, in order, for the next try."""
+        async with self._flush_lock:
+            if not self.buffer:
+                return True
+            batch = list(self.buffer)
+            gap = self._gap
+            try:
+                await asyncio.to_thread(self._write, batch, gap)
+            except SQLAlchemyError as exc:
+                self.failures += 1
+                if self.up:
+                    self.log.error("journal database unreachable; rows are buffered", error=str(exc).splitlines()[0],
+                                   buffered=len(self.buffer))
+                self.up = False
+                return False
+            for _ in range(len(batch)):
+                self.buffer.popleft()
+            self.written += len(batch)
+            if gap is not None and self._gap == gap:
+                self._gap = None
+            if not self.up:
+                self.log.warning("journal database back; buffered rows written", rows=len(batch),
+                                 dropped=gap[2] if gap else 0)
+            self.up = True
+            return True
+
+    def _write(self, batch: list[Row], gap: tuple[float, float, int] | None) -> None:
+        dialect = postgresql if self.db.dialect.name == "postgresql" else sqlite
+        with self.db.begin() as connection:
+            if gap is not None:
+                connection.execute(TABLES["journal_gaps"].__table__.insert().values(
+                    site=self.site, from_at=gap[0], to_at=gap[1], dropped_rows=gap[2]))
+                self.log.error("journal gap recorded", dropped_rows=gap[2], from_at=gap[0], to_at=gap[1])
+            for table, values in batch:
+                model = TABLES[table]
+                statement = dialect.insert(model.__table__).values(**values)
+                if model is CallRow:
+                    changes = {k: statement.excluded[k] for k in values if k != "call_id"}
+                    statement = statement.on_conflict_do_update(index_elements=["call_id"], set_=changes)
+                elif table == "agent_sessions" and values.get("logout_at") is not None:
+                    statement = statement.on_conflict_do_update(
+                        index_elements=["site", "interface", "login_at"], set_={"logout_at": values["logout_at"]})
+                else:
+                    statement = statement.on_conflict_do_nothing()
+                connection.execute(statement)
+
+    def status(self) -> dict[str, Any]:
+        return {"up": self.up, "buffered": len(self.buffer), "written": self.written, "dropped": self.dropped,
+                "failures": self.failures}
+
+
+__all__ = ["DEFAULT_URL", "GapRow", "Journal", "call_rows", "make_db_engine", "upgrade"]

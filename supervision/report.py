@@ -1,0 +1,164 @@
+"""The annex-3 indicators from the call journal: monthly table 1 and the telephony rows of table 3.
+
+Annex 3 counts only **SAS hours**: working days (Monday to Friday, not a public holiday of the
+site's calendar), in daytime, outside PDSA hours — here: a call counts when it *started* at a
+time the site's schedule gives to the ``day`` period on a weekday. Only calls of this site count
+(``calls.site``); calls overflowed or switched over *to* us are answered by us and count here.
+
+Table 1: calls answered, QS30 (answered in under 30 s of the first queue join / answered),
+regulation files (DRM: calls qualified), of which AMU (P0, P1) and ambulatory (P2), and simple
+medical advices when the desk recorded them. Table 3: average talk time per desk role
+(``arm-n1`` item 9, ``arm-amu`` 10, ``osnp`` 11, ``mrg`` 12, ``mrh``/``mru`` 13).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Engine, select
+
+from engine.plan import Plan
+from engine.plan.schedule import holiday_name, period_at
+from supervision.models import CallRow, LegRow, QualificationRow
+from supervision.service import ROLE_LABELS
+
+
+def in_sas_hours(plan: Plan, at: float) -> bool:
+    instant = datetime.fromtimestamp(at, UTC)
+    local = instant.astimezone(ZoneInfo(plan.site.timezone))
+    if local.weekday() >= 5 or holiday_name(plan, local.date()) is not None:
+        return False
+    return period_at(plan, instant) == "day"
+
+
+def month_bounds(plan: Plan, year: int, month: int) -> tuple[float, float]:
+    tz = ZoneInfo(plan.site.timezone)
+    start = datetime(year, month, 1, tzinfo=tz)
+    end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=tz)
+    return start.timestamp(), end.timestamp()
+
+
+@dataclass
+class MonthlyReport:
+    site: str
+    month: str
+    calls_offered: int = 0
+    calls_answered: int = 0
+    answered_30: int = 0
+    regulation_files: int = 0
+    amu_files: int = 0
+    ambulatory_files: int = 0
+    medical_advices: int = 0
+    #: role -> (agent legs, mean talk seconds)
+    durations: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    @property
+    def qs30(self) -> float | None:
+        return self.answered_30 / self.calls_answered if self.calls_answered else None
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(indicator, annex item, value) in the annex's order."""
+        qs30 = "" if self.qs30 is None else f"{self.qs30:.1%}"
+        out = [("calls answered by the SAS", "T1.1", str(self.calls_answered)),
+               ("QS30 (answered < 30 s / answered)", "T1.2", qs30),
+               ("regulation files (DRM)", "T1.3", str(self.regulation_files)),
+               ("  of which AMU (P0, P1)", "T1.4", str(self.amu_files)),
+               ("  of which ambulatory (P2)", "T1.5", str(self.ambulatory_files)),
+               ("simple medical advices (MG regulation)", "T1.6", str(self.medical_advices))]
+        for role, (legs, mean) in sorted(self.durations.items()):
+            label = ROLE_LABELS.get(role, role)
+            out.append((f"average call duration, {label}", "T3", f"{mean:.0f} s ({legs} calls)"))
+        return out
+
+
+def monthly(db: Engine, plan: Plan, year: int, month: int) -> MonthlyReport:
+    site = plan.site.id
+    start, end = month_bounds(plan, year, month)
+    report = MonthlyReport(site=site, month=f"{year:04d}-{month:02d}")
+    with db.connect() as connection:
+        calls = connection.execute(select(CallRow.call_id, CallRow.started_at, CallRow.answered_at,
+                                          CallRow.first_wait)
+                                   .where(CallRow.site == site, CallRow.started_at >= start,
+                                          CallRow.started_at < end)).all()
+        counted = {row.call_id for row in calls if in_sas_hours(plan, row.started_at)}
+        for row in calls:
+            if row.call_id not in counted:
+                continue
+            report.calls_offered += 1
+            if row.answered_at is not None:
+                report.calls_answered += 1
+                if row.first_wait is not None and row.first_wait < 30:
+                    report.answered_30 += 1
+        qualifications = connection.execute(select(QualificationRow.call_id, QualificationRow.at,
+                                                   QualificationRow.level, QualificationRow.medical_advice)
+                                            .join(CallRow, CallRow.call_id == QualificationRow.call_id)
+                                            .where(CallRow.site == site, CallRow.started_at >= start,
+                                                   CallRow.started_at < end)
+                                            .order_by(QualificationRow.at)).all()
+        level: dict[str, str] = {}
+        advised: set[str] = set()
+        for row in qualifications:
+            if row.call_id in counted:
+                level[row.call_id] = row.level  # the last qualification of the file stands
+                if row.medical_advice:
+                    advised.add(row.call_id)
+        report.regulation_files = len(level)
+        report.amu_files = sum(1 for v in level.values() if v in ("P0", "P1"))
+        report.ambulatory_files = sum(1 for v in level.values() if v == "P2")
+        report.medical_advices = len(advised)
+        legs = connection.execute(select(LegRow.call_id, LegRow.role, LegRow.talk_time)
+                                  .join(CallRow, CallRow.call_id == LegRow.call_id)
+                                  .where(CallRow.site == site, CallRow.started_at >= start,
+                                         CallRow.started_at < end, LegRow.talk_time.is_not(None))).all()
+        talk: dict[str, list[float]] = {}
+        for row in legs:
+            if row.call_id in counted:
+                talk.setdefault(row.role or "unknown", []).append(row.talk_time)
+        report.durations = {role: (len(values), sum(values) / len(values)) for role, values in talk.items()}
+    return report
+
+
+def render_table(report: MonthlyReport, baseline: MonthlyReport | None = None) -> str:
+    head = f"Annex 3 indicators — {report.site} — {report.month} (SAS hours: working days, daytime, outside PDSA)"
+    rows = report.rows()
+    base = {label: value for label, _, value in baseline.rows()} if baseline else {}
+    width = max(len(label) for label, _, _ in rows)
+    lines = [head, "=" * len(head)]
+    title = f"{'indicator':<{width}}  item  {report.month:>16}"
+    if baseline:
+        title += f"  {baseline.month:>16}"
+    lines.append(title)
+    for label, item, value in rows:
+        line = f"{label:<{width}}  {item:<4}  {value:>16}"
+        if baseline:
+            line += f"  {base.get(label, ''):>16}"
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(report: MonthlyReport, baseline: MonthlyReport | None = None) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    header = ["site", "indicator", "item", report.month]
+    if baseline:
+        header.append(baseline.month)
+    writer.writerow(header)
+    base = {label: value for label, _, value in baseline.rows()} if baseline else {}
+    for label, item, value in report.rows():
+        row = [report.site, label.strip(), item, value]
+        if baseline:
+            row.append(base.get(label, ""))
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def parse_month(text: str) -> tuple[int, int]:
+    try:
+        parsed = date.fromisoformat(f"{text}-01")
+    except ValueError:
+        raise ValueError(f"{text!r} is not a month: use YYYY-MM, e.g. 2026-11") from None
+    return parsed.year, parsed.month

@@ -1,0 +1,518 @@
+"""Supervision wired to a running engine: figures, journal, Prometheus, MQTT and the dashboard.
+
+Everything here listens to the engine's notices and never acts on calls: a slow database, a
+lost broker or a stalled browser cannot delay a caller. The figures come from the pure core
+(:mod:`supervision.figures`); this module only moves them to their outputs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.utils import floatToGoString
+
+from engine.aio import cancel_and_wait, cancel_requested
+from engine.ami import LATENCY_BUCKETS
+from engine.core.tracker import Notice
+from supervision.figures import BUCKET, WAIT_BUCKETS, Figures, qs30_now, ratios
+from supervision.journal import Journal
+
+if TYPE_CHECKING:
+    from engine.api import Client, ControlApi
+    from engine.service import Engine
+
+log = structlog.get_logger("supervision")
+STATIC = Path(__file__).resolve().parent / "static"
+#: Desk roles as the annex-3 table 3 names them (login ``role``); others are reported as given.
+ROLE_LABELS = {"arm-n1": "ARM N1 (item 9)", "arm-amu": "ARM AMU (item 10)", "osnp": "OSNP (item 11)",
+               "mrg": "GP regulator (item 12)", "mrh": "Hospital regulator (item 13)",
+               "mru": "Emergency doctor (item 13)"}
+EMERGENCY_DOCTOR_ROLES = {"mru", "mrh"}
+SNAPSHOT_VERSION = 1
+
+
+class Supervision:
+    def __init__(self, engine: Engine, *, journal: Journal | None = None, snapshot_every: float = BUCKET,
+                 push_every: float = 0.25) -> None:
+        self.figures = Figures(engine.plan)
+        self.journal = journal
+        self.snapshot_every = snapshot_every
+        self.push_every = push_every
+        self.subscribers: set[asyncio.Queue[str]] = set()
+        self.live_events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=10_000)
+        self.loop_lag = 0.0
+        self.snapshots_published = 0
+        self._dirty = True
+        self._tasks: list[asyncio.Task[None]] = []
+        self._sessions: dict[str, float] = {}  # interface -> login time (journal agent sessions)
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_Collector(self))
+        self.engine = engine
+        self.attach(engine)
+
+    def attach(self, engine: Engine) -> None:
+        """Follow this engine (again, after a restart): its notices and its QS30 for partners."""
+        self.engine = engine
+        self.plan = engine.plan
+        self.log = log.bind(site=engine.plan.site.id)
+        if self.on_notice not in engine.listeners:
+            engine.listeners.append(self.on_notice)
+        engine.qs30_source = lambda: qs30_now(self.figures, self.engine.clock())
+
+    def role_of(self, interface: str) -> str:
+        agent = self.engine.tracker.agents.get(interface)
+        return (agent.role if agent and agent.role else "") or self.engine.roles.get(interface, "")
+
+    # --- notices --------------------------------------------------------------------------------
+
+    def on_notice(self, notice: Notice) -> None:
+        call = self.engine.tracker.call_any(notice.uniqueid) if notice.uniqueid else None
+        self.figures.observe(notice, call, self.role_of)
+        self._dirty = True
+        if self.journal is not None:
+            self._journal(notice, call)
+        self._live(notice, call)
+
+    def _journal(self, notice: Notice, call: Any) -> None:
+        journal = self.journal
+        assert journal is not None
+        data = notice.data
+        if call is not None and notice.kind in ("queue-left", "call-ended", "agent-leg-ended"):
+            journal.add_call(call, self.role_of)
+        elif call is not None and notice.kind == "qualified":
+            journal.add_call(call, self.role_of)
+            journal.add("qualifications", {"call_id": call.call_id or f"{self.plan.site.id}-{call.uniqueid}",
+                                           "at": notice.at, "level": data["level"], "by": data["by"],
+                                           "reason": data.get("reason", ""),
+                                           "medical_advice": bool(data.get("medical_advice"))})
+        elif notice.kind.startswith(("switchover-", "overflow-")):
+            journal.add("mutual_aid_journal", {"site": self.plan.site.id, "at": notice.at, "kind": notice.kind,
+                                               "subject": data.get("subject", ""),
+                                               "partner": data.get("partner") or "", "by": data.get("by", ""),
+                                               "reason": data.get("reason", ""), "share": data.get("share")})
+        elif notice.kind == "agent-changed":
+            self._agent_session(str(data.get("interface", "")), notice.at, data.get("status") == "logged-out")
+
+    def _agent_session(self, interface: str, at: float, gone: bool) -> None:
+        assert self.journal is not None
+        agent = self.engine.tracker.agents.get(interface)
+        if not gone and agent is not None and interface not in self._sessions:
+            self._sessions[interface] = agent.logged_in_at or at
+            self.journal.add("agent_sessions", {"site": self.plan.site.id, "interface": interface,
+                                                "name": agent.name, "role": self.role_of(interface),
+                                                "login_at": self._sessions[interface], "logout_at": None})
+        elif gone and agent is None and interface in self._sessions:
+            login = self._sessions.pop(interface)
+            self.journal.add("agent_sessions", {"site": self.plan.site.id, "interface": interface, "name": "",
+                                                "role": "", "login_at": login, "logout_at": at})
+
+    def _live(self, notice: Notice, call: Any) -> None:
+        """Call and agent events for MQTT subscribers (not retained; dropped if nobody drains them)."""
+        if notice.kind == "agent-changed":
+            leaf, payload = "events/agent", {"kind": notice.kind, "at": notice.at, **notice.data}
+        elif call is not None and notice.kind in ("queue-joined", "queue-left", "agent-connected", "call-ended",
+                                                  "qualified"):
+            leaf = "events/call"
+            payload = {"kind": notice.kind, "at": notice.at, "call_id": call.call_id or call.uniqueid,
+                       "line": call.line, "origin": call.origin, **{k: v for k, v in notice.data.items()
+                                                                     if k not in ("reason", "by")}}
+        else:
+            return
+        with contextlib.suppress(asyncio.QueueFull):
+            self.live_events.put_nowait((leaf, payload))
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.journal is not None:
+            await self.journal.start()
+        for coro in (self._snapshot_loop(), self._push_loop(), self._lag_loop(), self._live_loop()):
+            self._tasks.append(asyncio.ensure_future(coro))
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._tasks, what="supervision")
+        self._tasks.clear()
+        if self.journal is not None:
+            await self.journal.stop()
+
+    async def _snapshot_loop(self) -> None:
+        """At every 30-second boundary: a trend point, and the retained MQTT snapshot."""
+        while not cancel_requested():
+            now = self.engine.clock()
+            await asyncio.sleep(self.snapshot_every - (now % self.snapshot_every) + 0.01)
+            await self.publish_snapshot()
+
+    async def publish_snapshot(self) -> dict[str, Any]:
+        now = self.engine.clock()
+        queues = self.engine.queues_view()
+        self.figures.sample(now, sum(q["waiting"] for q in queues), max((q["longest_wait"] for q in queues),
+                                                                        default=0.0), self.agents_by_state())
+        snapshot = self.snapshot(now)
+        bus = self.engine.bus
+        if bus is not None and await bus.publish("supervision", snapshot, retain=True):
+            self.snapshots_published += 1
+        return snapshot
+
+    async def _live_loop(self) -> None:
+        while not cancel_requested():
+            leaf, payload = await self.live_events.get()
+            bus = self.engine.bus
+            if bus is not None:
+                await bus.publish(leaf, payload)
+
+    async def _lag_loop(self) -> None:
+        """How late the event loop runs a timer: the engine's own load, as supervisors see it."""
+        worst, window_start = 0.0, time.monotonic()
+        while True:
+            expected = time.monotonic() + 0.5
+            await asyncio.sleep(0.5)
+            worst = max(worst, time.monotonic() - expected)
+            if time.monotonic() - window_start >= 30:
+                self.loop_lag, worst, window_start = worst, 0.0, time.monotonic()
+            else:
+                self.loop_lag = max(self.loop_lag, worst)
+
+    async def _push_loop(self) -> None:
+        last = 0.0
+        while True:
+            await asyncio.sleep(self.push_every)
+            if not self.subscribers or (not self._dirty and time.monotonic() - last < 2.0):
+                continue
+            self._dirty, last = False, time.monotonic()
+            message = "event: state\ndata: " + json.dumps(self.dashboard_state(), separators=(",", ":")) + "\n\n"
+            for queue in list(self.subscribers):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait(message)
+
+    # --- views ----------------------------------------------------------------------------------
+
+    def agents_by_state(self) -> dict[str, dict[str, int]]:
+        """{role: {logged, available, busy, paused}} for the agents logged in now."""
+        out: dict[str, dict[str, int]] = {}
+        for agent in self.engine.tracker.agents.values():
+            role = self.role_of(agent.interface) or "unknown"
+            counts = out.setdefault(role, {"logged": 0, "available": 0, "busy": 0, "paused": 0})
+            status = agent.status.value
+            if status == "unavailable":
+                continue
+            counts["logged"] += 1
+            if status == "available":
+                counts["available"] += 1
+            elif status == "paused":
+                counts["paused"] += 1
+            else:
+                counts["busy"] += 1
+        return out
+
+    def infrastructure(self) -> dict[str, Any]:
+        link = self.engine.link
+        recent = sorted(link.latencies[-500:])
+        return {"ami": "up" if link.connected else "down", "ami_events": self.engine.tracker.events_seen,
+                "ami_events_per_s": self._events_rate(),
+                "ami_latency_p50": recent[len(recent) // 2] if recent else None,
+                "ami_latency_p99": recent[int(len(recent) * 0.99)] if recent else None,
+                "live_calls": len(self.engine.tracker.calls), "loop_lag": round(self.loop_lag, 4),
+                "mqtt": "up" if self.engine.bus is not None and self.engine.bus.connected else "down",
+                "journal": self.journal.status() if self.journal is not None else None}
+
+    _rate_mark: tuple[float, int] | None = None
+
+    def _events_rate(self) -> float | None:
+        now, seen = time.monotonic(), self.engine.tracker.events_seen
+        mark = self._rate_mark
+        if mark is None or now - mark[0] > 10:
+            self._rate_mark = (now, seen)
+        if mark is None or now - mark[0] < 0.5:
+            return None
+        return round((seen - mark[1]) / (now - mark[0]), 1)
+
+    def snapshot(self, now: float) -> dict[str, Any]:
+        """The retained MQTT snapshot (``<prefix>/<site>/supervision``)."""
+        figures = self.figures
+        start = (now // BUCKET) * BUCKET
+        return {
+            "version": SNAPSHOT_VERSION, "site": self.plan.site.id, "at": round(now, 3),
+            "interval": {"from": start - BUCKET, "to": start},
+            "last_30s": figures.summary("last_30s", now),
+            "windows": {name: ratios(figures.window(name, now), "sas").public()
+                        for name in ("15m", "hour", "today", "month")},
+            "today": figures.summary("today", now),
+            "queues": self.engine.queues_view(),
+            "agents": self.agents_by_state(),
+            "calls_per_hour": figures.calls_per_hour(now),
+            "infrastructure": self.infrastructure(),
+        }
+
+    def alarms(self, now: float) -> list[dict[str, str]]:
+        out = []
+        target = self.plan.site.qs30_target
+        last_15m = ratios(self.figures.window("15m", now), "sas")
+        if last_15m.qs30 is not None and last_15m.qs30 < target:
+            out.append({"level": "warning", "text": f"QS30 over 15 min is {last_15m.qs30:.0%} "
+                                                    f"(target {target:.0%}, {last_15m.answered} answered)"})
+        for queue in self.engine.queues_view():
+            spec = self.plan.queues[queue["queue"]]
+            limits = [v for v in (spec.overflow.when.longest_wait_over if spec.overflow else None,
+                                  spec.fallback.after if spec.fallback else None) if v]
+            if limits and queue["longest_wait"] > min(limits):
+                out.append({"level": "critical", "text": f"{queue['queue']}: a caller has waited "
+                                                         f"{queue['longest_wait']:.0f} s (limit {min(limits)} s)"})
+            elif queue["waiting"] and not queue["logged_in"]:
+                out.append({"level": "critical", "text": f"{queue['queue']}: {queue['waiting']} waiting, "
+                                                         "nobody logged in"})
+        roles = {self.role_of(a.interface) for a in self.engine.tracker.agents.values()
+                 if a.status.value != "unavailable"}
+        if not roles & EMERGENCY_DOCTOR_ROLES:
+            out.append({"level": "critical", "text": "no emergency doctor (MRU/MRH) logged in"})
+        if not self.engine.link.connected:
+            out.append({"level": "critical", "text": "AMI link to the switch is down"})
+        if self.journal is not None and not self.journal.up:
+            out.append({"level": "warning", "text": f"journal database unreachable ({len(self.journal.buffer)} "
+                                                    "rows buffered)"})
+        return out
+
+    def dashboard_state(self) -> dict[str, Any]:
+        now = self.engine.clock()
+        figures = self.figures
+        windows = {name: figures.window(name, now) for name in ("30s", "15m", "today")}
+        queues = []
+        for view in self.engine.queues_view():
+            name = view["queue"]
+            members = [a for a in self.engine.tracker.agents.values() if name in a.memberships
+                       and a.status.value == "available"]
+            by_role: dict[str, int] = {}
+            for agent in members:
+                role = self.role_of(agent.interface) or "unknown"
+                by_role[role] = by_role.get(role, 0) + 1
+            queues.append({**view, "available_by_role": by_role,
+                           **{f"qs30_{w}": ratios(totals, "queue", name).qs30 for w, totals in windows.items()}})
+        waiting = [{"call_id": c.call_id or c.uniqueid, "line": c.line, "queue": c.current_queue,
+                    "priority": c.priority, "wait": round(now - c.current_visit.joined_at, 1),  # type: ignore[union-attr]
+                    "origin": c.origin if c.origin != self.plan.site.id else "", "inbound": c.inbound,
+                    "caller": c.caller_num, "repeat": c.repeat}
+                   for c in self.engine.tracker.waiting()]
+        return {
+            "site": self.plan.site.id, "name": self.plan.site.name, "at": now, "target": self.plan.site.qs30_target,
+            "sas": {w: ratios(totals, "sas").public() for w, totals in windows.items()},
+            "queues": queues, "waiting": waiting, "agents": self.engine.agents_view(),
+            "trend": list(self.figures.samples)[-480:], "alarms": self.alarms(now),
+            "mutual_aid": self.engine.mutual_aid.view(), "infrastructure": self.infrastructure(),
+            "lines": list(self.plan.lines), "partners": list(self.plan.partners),
+        }
+
+    # --- HTTP -----------------------------------------------------------------------------------
+
+    def install(self, api: ControlApi) -> None:
+        """Add the supervision routes to the control API (before it is served)."""
+        api.app.router.add_get("/metrics", self.metrics)
+        api.app.router.add_get("/dashboard", self.dashboard)
+        api.app.router.add_get("/", self.dashboard)
+        api.route("GET", "/api/supervision", "desk", self.api_state, "Dashboard state: queues, waiting calls, "
+                  "agents, QS30 windows, trend, alarms")
+        api.route("GET", "/api/supervision/figures/{window}", "desk", self.api_figures,
+                  "QS30, QS60 and counts for a window: 30s, last_30s, 15m, hour, today, month")
+        api.route("GET", "/api/stream", "desk", self.stream, "Server-sent events: the dashboard state, live")
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.registry),
+                            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
+
+    async def dashboard(self, request: web.Request) -> web.Response:
+        return web.Response(body=(STATIC / "dashboard.html").read_bytes(), content_type="text/html",
+                            charset="utf-8")
+
+    async def api_state(self, request: web.Request, client: Client) -> Any:
+        return self.dashboard_state()
+
+    async def api_figures(self, request: web.Request, client: Client) -> Any:
+        window = request.match_info["window"]
+        try:
+            return self.figures.summary(window, self.engine.clock())
+        except ValueError as exc:
+            raise LookupError(str(exc)) from None
+
+    async def stream(self, request: web.Request, client: Client) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        queue: asyncio.Queue[str] = asyncio.Queue(maxsize=20)
+        self.subscribers.add(queue)
+        self._dirty = True
+        self.log.info("dashboard connected", client=client.name, viewers=len(self.subscribers))
+        try:
+            await response.write(b": connected\n\n")
+            async for message in _drain(queue):
+                await response.write(message.encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.subscribers.discard(queue)
+        return response
+
+
+async def _drain(queue: asyncio.Queue[str]) -> AsyncIterator[str]:
+    while True:
+        yield await queue.get()
+
+
+class _Collector:
+    """Prometheus view of the figures, read at scrape time so every family agrees."""
+
+    def __init__(self, supervision: Supervision) -> None:
+        self.s = supervision
+
+    def collect(self) -> Iterable[Metric]:
+        s = self.s
+        site = s.plan.site.id
+        life = s.figures.lifetime
+        counters = [
+            ("sas_calls_offered", "Calls offered to the SAS (first queue join here), by line", "offered"),
+            ("sas_calls_answered", "Calls answered by the SAS (first pick-up), by line", "answered"),
+            ("sas_calls_answered_within_30s", "Calls picked up in under 30 s of their first queue join",
+             "answered_30"),
+            ("sas_calls_answered_within_60s", "Calls picked up in under 60 s of their first queue join",
+             "answered_60"),
+            ("sas_calls_abandoned", "Calls that ended unanswered while waiting (short abandons excluded)",
+             "abandoned"),
+            ("sas_calls_short_abandoned", "Callers who hung up within the short-abandon cut-off of the greeting",
+             "short_abandoned"),
+            ("sas_calls_overflowed_out", "Callers withdrawn towards a partner SAS", "overflowed_out"),
+            ("sas_calls_overflow_returned", "Overflowed callers the partner trunk sent back", "overflow_returned"),
+            ("sas_calls_overflowed_in", "Calls a partner SAS overflowed to us", "overflowed_in"),
+            ("sas_calls_switched_out", "Calls the dialplan switched over to a partner SAS", "switched_out"),
+            ("sas_calls_switched_in", "Calls a partner SAS switched over to us", "switched_in"),
+        ]
+        lines = s.figures.names("line")
+        for name, doc, metric in counters:
+            family = CounterMetricFamily(name, doc, labels=["site", "line"])
+            for line in lines:
+                family.add_metric([site, line], life[("line", line, metric)])
+            yield family
+        queues = s.figures.names("queue")
+        for name, doc, metric in [("sas_queue_answered", "Queue visits answered, by queue", "answered"),
+                                  ("sas_queue_abandoned", "Queue visits ended by the caller hanging up", "abandoned"),
+                                  ("sas_queue_offered", "Queue joins (first or after a move), by queue", "offered")]:
+            family = CounterMetricFamily(name, doc, labels=["site", "queue"])
+            for queue in queues:
+                family.add_metric([site, queue], life[("queue", queue, metric)])
+            yield family
+        transfers = CounterMetricFamily("sas_transfers", "Callers moved between queues by a desk",
+                                        labels=["site", "from_queue", "to_queue"])
+        for pair in s.figures.names("pair"):
+            source, _, target = pair.partition(">")
+            transfers.add_metric([site, source, target], life[("pair", pair, "transferred")])
+        yield transfers
+        waits = HistogramMetricFamily("sas_queue_wait_seconds", "Wait of answered queue visits, from joining "
+                                      "that queue", labels=["site", "queue"])
+        for queue, counts in sorted(s.figures.wait_histogram.items()):
+            cumulative, buckets = 0, []
+            for bound, count in zip(WAIT_BUCKETS, counts, strict=False):
+                cumulative += count
+                buckets.append((_bound(bound), cumulative))
+            buckets.append(("+Inf", cumulative + counts[-1]))
+            waits.add_metric([site, queue], buckets, s.figures.wait_sum[queue])
+        yield waits
+        now = s.engine.clock()
+        qs30 = GaugeMetricFamily("sas_qs30_ratio", "Share of answered calls picked up in under 30 s (annex 3)",
+                                 labels=["site", "scope", "name", "window"])
+        qs60 = GaugeMetricFamily("sas_qs60_ratio", "Share of answered calls picked up in under 60 s",
+                                 labels=["site", "scope", "name", "window"])
+        qs30_offered = GaugeMetricFamily("sas_qs30_offered_ratio", "Calls picked up in under 30 s over calls "
+                                         "offered net of short abandons", labels=["site", "scope", "name", "window"])
+        for window in ("30s", "last_30s", "15m", "hour", "today", "month"):
+            totals = s.figures.window(window, now)
+            scopes = [("sas", "")] + [("line", n) for n in s.figures.names("line", totals)] + \
+                     [("queue", n) for n in s.figures.names("queue", totals)] + \
+                     [("level", n) for n in s.figures.names("level", totals)]
+            for scope, name in scopes:
+                r = ratios(totals, scope, name)
+                labels = [site, scope, name or site, window]
+                if r.qs30 is not None:
+                    qs30.add_metric(labels, r.qs30)
+                if r.qs60 is not None:
+                    qs60.add_metric(labels, r.qs60)
+                if r.qs30_offered is not None:
+                    qs30_offered.add_metric(labels, r.qs30_offered)
+        yield qs30
+        yield qs60
+        yield qs30_offered
+        waiting = GaugeMetricFamily("sas_queue_waiting_calls", "Callers waiting now", labels=["site", "queue"])
+        longest = GaugeMetricFamily("sas_queue_longest_wait_seconds", "Longest current wait",
+                                    labels=["site", "queue"])
+        for view in s.engine.queues_view():
+            waiting.add_metric([site, view["queue"]], view["waiting"])
+            longest.add_metric([site, view["queue"]], view["longest_wait"])
+        yield waiting
+        yield longest
+        agents = GaugeMetricFamily("sas_agents", "Agents logged in now, by role and state",
+                                   labels=["site", "role", "state"])
+        for role, counts in sorted(s.agents_by_state().items()):
+            for state, value in counts.items():
+                agents.add_metric([site, role, state], value)
+        yield agents
+        talk = CounterMetricFamily("sas_agent_talk_seconds", "Talk time of ended agent legs, by role",
+                                   labels=["site", "role"])
+        legs = CounterMetricFamily("sas_agent_legs", "Ended agent legs, by role", labels=["site", "role"])
+        for role in s.figures.names("role"):
+            talk.add_metric([site, role], life[("role", role, "talk_sum")])
+            legs.add_metric([site, role], life[("role", role, "legs")])
+        yield talk
+        yield legs
+        link = s.engine.link
+        yield _gauge("sas_ami_up", "1 while the AMI link is logged in", site, 1 if link.connected else 0)
+        events = CounterMetricFamily("sas_ami_events", "AMI events read from the switch", labels=["site"])
+        events.add_metric([site], s.engine.tracker.events_seen)
+        yield events
+        latency = HistogramMetricFamily("sas_ami_action_latency_seconds", "AMI action round trip",
+                                        labels=["site"])
+        cumulative, buckets = 0, []
+        for bound, count in zip(LATENCY_BUCKETS, link.latency_counts, strict=False):
+            cumulative += count
+            buckets.append((_bound(bound), cumulative))
+        buckets.append(("+Inf", cumulative + link.latency_counts[-1]))
+        latency.add_metric([site], buckets, link.latency_sum)
+        yield latency
+        yield _gauge("sas_live_calls", "Calls the engine follows now", site, len(s.engine.tracker.calls))
+        yield _gauge("sas_engine_loop_lag_seconds", "Worst event-loop timer lag over the last 30 s", site,
+                     s.loop_lag)
+        bus = s.engine.bus
+        yield _gauge("sas_mqtt_up", "1 while the MQTT broker is connected", site,
+                     1 if bus is not None and bus.connected else 0)
+        overflow = GaugeMetricFamily("sas_overflow_active", "1 while a queue's overflow episode is open",
+                                     labels=["site", "queue"])
+        for queue, state in s.engine.mutual_aid.governor.states.items():
+            overflow.add_metric([site, queue], 1 if state.active else 0)
+        yield overflow
+        switched = GaugeMetricFamily("sas_switchover_share_ratio", "Share of a line's new calls switched over",
+                                     labels=["site", "line", "partner"])
+        for line, switch in s.engine.mutual_aid.switchovers.items():
+            switched.add_metric([site, line, switch.partner], switch.share / 100)
+        yield switched
+        if s.journal is not None:
+            yield _gauge("sas_journal_up", "1 while the journal database accepts writes", site,
+                         1 if s.journal.up else 0)
+            yield _gauge("sas_journal_buffered_rows", "Journal rows waiting to be written", site,
+                         len(s.journal.buffer))
+            dropped = CounterMetricFamily("sas_journal_dropped_rows", "Journal rows lost (buffer full while "
+                                          "the database was away)", labels=["site"])
+            dropped.add_metric([site], s.journal.dropped)
+            yield dropped
+
+
+def _gauge(name: str, doc: str, site: str, value: float) -> GaugeMetricFamily:
+    family = GaugeMetricFamily(name, doc, labels=["site"])
+    family.add_metric([site], value)
+    return family
+
+
+def _bound(value: float) -> str:
+    return floatToGoString(value)  # "30.0", as prometheus_client's own histograms write it

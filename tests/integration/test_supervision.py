@@ -1,0 +1,270 @@
+"""The scripted hour (known waits) through the real engine and every supervision output:
+Prometheus (checked by promtool), MQTT (a real Mosquitto), the journal (SQLite and PostgreSQL)
+and the annex-3 report — each must give the same QS30 and counts as the pure core."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from engine.cli import app
+from engine.mqtt import MqttConfig
+from engine.plan import load_plan
+from engine.plan.model import Priority
+from engine.service import Engine
+from simulator.broker import Broker, start_broker
+from simulator.live import eventually
+from supervision.journal import Journal
+from supervision.models import CallRow, GapRow, LegRow, QualificationRow, VisitRow
+from supervision.report import monthly
+from supervision.service import Supervision
+from tests.integration.postgres import Cluster, start_cluster
+from tests.scripted import END, EXPECTED, ROLES, scripted_events
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAN = load_plan(ROOT / "dialplans" / "sas-69.yaml")
+#: Qualifications the desks make during the scripted hour: (seconds after T0, call number, level, advice).
+QUALIFICATIONS = [(35, 1, Priority.P1, False), (42, 2, Priority.P0, False), (69, 3, Priority.P0, False),
+                  (80, 4, Priority.P2, True)]
+
+
+class StubLink:
+    """The AMI side of the engine without a switch: every action succeeds and is kept."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.latencies: list[float] = [0.002, 0.003]
+        self.latency_counts = [0, 1, 1] + [0] * 10
+        self.latency_sum = 0.005
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    async def send(self, action: dict[str, Any]) -> dict[str, str]:
+        self.sent.append(dict(action))
+        return {"Response": "Success"}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def play_scripted(engine: Engine, clock: Clock) -> None:
+    from tests.scripted import T0, _uid
+
+    engine.roles.update(ROLES)
+    pending = list(QUALIFICATIONS)
+    for at, event in scripted_events():
+        while pending and T0 + pending[0][0] <= at:
+            offset, n, level, advice = pending.pop(0)
+            clock.now = T0 + offset
+            await engine.qualify(f"sas-69-{_uid(n)}", level, by="lrm-1", medical_advice=advice)
+        clock.now = at
+        engine.on_event(event)
+    clock.now = END
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[Cluster]:
+    cluster = start_cluster()
+    yield cluster
+    cluster.remove()
+
+
+@pytest.fixture
+def broker() -> Iterator[Broker]:
+    running = start_broker()
+    yield running
+    running.stop()
+
+
+async def supervised(journal_url: str, mqtt: MqttConfig | None = None) -> tuple[Engine, Supervision, Clock]:
+    clock = Clock()
+    engine = Engine(plan=PLAN, link_factory=lambda _e: StubLink(), clock=clock, mqtt=mqtt)  # type: ignore[arg-type,return-value]
+    supervision = Supervision(engine, journal=Journal(journal_url, "sas-69", clock=clock))
+    await supervision.start()
+    return engine, supervision, clock
+
+
+@pytest.fixture
+async def sqlite_run(tmp_path: Path) -> AsyncIterator[tuple[Engine, Supervision, Clock]]:
+    engine, supervision, clock = await supervised(f"sqlite:///{tmp_path}/journal.sqlite3")
+    await play_scripted(engine, clock)
+    yield engine, supervision, clock
+    await supervision.stop()
+    await engine.stop()
+
+
+def samples(text: str, name: str, **labels: str) -> list[float]:
+    out = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                out.append(sample.value)
+    return out
+
+
+async def test_prometheus_exposition_gives_the_scripted_figures(sqlite_run, tmp_path: Path) -> None:
+    _, supervision, _ = sqlite_run
+    response = await supervision.metrics(None)  # type: ignore[arg-type]
+    text = response.body.decode()
+    assert sum(samples(text, "sas_calls_answered_total")) == EXPECTED["answered"]
+    assert sum(samples(text, "sas_calls_answered_within_30s_total")) == EXPECTED["answered_30"]
+    assert sum(samples(text, "sas_calls_offered_total")) == EXPECTED["offered"]
+    assert sum(samples(text, "sas_calls_abandoned_total")) == EXPECTED["abandoned"]
+    assert sum(samples(text, "sas_calls_short_abandoned_total")) == EXPECTED["short_abandoned"]
+    assert sum(samples(text, "sas_calls_overflowed_out_total")) == EXPECTED["overflowed_out"]
+    assert samples(text, "sas_qs30_ratio", scope="sas", window="today") == [EXPECTED["qs30"]]
+    assert samples(text, "sas_qs60_ratio", scope="sas", window="today") == [EXPECTED["qs60"]]
+    assert samples(text, "sas_transfers_total", from_queue="n1-arm", to_queue="n2-amu") == [1.0]
+    # The histogram has a 30 s bucket; Prometheus buckets are "less or equal", so the 30.0 s
+    # answer is in it while QS30 (strictly under 30 s) leaves it out.
+    assert samples(text, "sas_queue_wait_seconds_bucket", queue="n1-arm", le="30.0") == [6.0]
+    assert samples(text, "sas_agent_talk_seconds_total", role="arm-n1") == [580.0]
+    exposition = tmp_path / "metrics.txt"
+    exposition.write_text(text, encoding="utf-8")
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run scripts/setup.sh (Debian package 'prometheus')"
+    checked = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+async def test_journal_and_report_give_the_same_figures(sqlite_run, tmp_path: Path) -> None:
+    engine, supervision, _ = sqlite_run
+    journal = supervision.journal
+    assert journal is not None
+    assert await journal.flush()
+    report = monthly(journal.db, PLAN, 2026, 11)
+    assert (report.calls_offered, report.calls_answered, report.answered_30) == (13, 10, 5)
+    assert report.qs30 == EXPECTED["qs30"]
+    assert (report.regulation_files, report.amu_files, report.ambulatory_files, report.medical_advices) == (4, 3, 1, 1)
+    assert report.durations == {role: (calls, mean) for role, (calls, mean) in EXPECTED["talk"].items()}
+    # Written twice (a restarted engine re-writing what it knows): no row doubles.
+    with journal.db.connect() as connection:
+        before = {table.__tablename__: connection.scalar(select(func.count()).select_from(table))
+                  for table in (CallRow, VisitRow, LegRow, QualificationRow)}
+    for call in engine.tracker.ended:
+        journal.add_call(call, supervision.role_of)
+    assert await journal.flush()
+    with journal.db.connect() as connection:
+        after = {table.__tablename__: connection.scalar(select(func.count()).select_from(table))
+                 for table in (CallRow, VisitRow, LegRow, QualificationRow)}
+    assert after == before == {"calls": 13, "queue_visits": 14, "agent_legs": 11, "qualifications": 4}
+    # The command line prints the same table, and the CSV.
+    url = journal.db.url.render_as_string(hide_password=False)
+    csv_file = tmp_path / "2026-11.csv"
+    result = CliRunner().invoke(app, ["report", "monthly", "--month", "2026-11", "--db", url, "--csv",
+                                      str(csv_file), "--baseline", "2025"])
+    assert result.exit_code == 0, result.output
+    assert "QS30 (answered < 30 s / answered)" in result.output and "50.0%" in result.output
+    assert "ARM N1 (item 9)" in result.output and "58 s (10 calls)" in result.output
+    assert "sas-69,calls answered by the SAS,T1.1,10,0" in csv_file.read_text(encoding="utf-8")
+    bad = CliRunner().invoke(app, ["report", "monthly", "--month", "2026-13", "--db", url])
+    assert bad.exit_code == 1 and "not a month" in bad.output
+
+
+async def test_mqtt_snapshot_every_30_seconds_carries_the_figures(broker: Broker, tmp_path: Path) -> None:
+    mqtt = MqttConfig(port=broker.port, prefix=f"t{uuid.uuid4().hex[:8]}", publish_every=0.5)
+    engine, supervision, clock = await supervised(f"sqlite:///{tmp_path}/journal.sqlite3", mqtt)
+    assert engine.bus is not None
+    async with aiomqtt.Client("127.0.0.1", broker.port) as client:
+        await client.subscribe(f"{mqtt.prefix}/sas-69/#")
+        await engine.bus.start()
+        await eventually(lambda: engine.bus.connected, what="engine on the broker")
+        await play_scripted(engine, clock)
+        # The live call events go out as they happen, ahead of the 30-second snapshot.
+        await eventually(supervision.live_events.empty, what="live events published")
+        await supervision.publish_snapshot()
+        snapshot, live = None, []
+        async with asyncio.timeout(10):
+            async for message in client.messages:
+                topic = str(message.topic)
+                if topic.endswith("/events/call"):
+                    live.append(json.loads(message.payload))
+                if topic.endswith("/supervision"):
+                    snapshot = json.loads(message.payload)
+                    break
+    try:
+        assert snapshot is not None
+        assert snapshot["site"] == "sas-69" and snapshot["version"] == 1
+        assert snapshot["today"]["sas"]["qs30"] == EXPECTED["qs30"]
+        assert snapshot["today"]["sas"]["answered"] == EXPECTED["answered"]
+        assert snapshot["windows"]["today"]["qs60"] == EXPECTED["qs60"]
+        assert snapshot["today"]["transfers"] == EXPECTED["transfers"]
+        assert {e["kind"] for e in live} >= {"queue-joined", "queue-left", "agent-connected", "call-ended"}
+        # Retained: a supervisor's screen that connects later gets the last snapshot at once.
+        async with aiomqtt.Client("127.0.0.1", broker.port) as late:
+            await late.subscribe(f"{mqtt.prefix}/sas-69/supervision")
+            async with asyncio.timeout(5):
+                message = await anext(aiter(late.messages))
+        assert message.retain and json.loads(message.payload)["today"]["sas"]["qs30"] == EXPECTED["qs30"]
+    finally:
+        await supervision.stop()
+        await engine.stop()
+
+
+async def test_journal_round_trip_on_postgresql(postgres: Cluster) -> None:
+    engine, supervision, clock = await supervised(postgres.url)
+    try:
+        await play_scripted(engine, clock)
+        journal = supervision.journal
+        assert journal is not None and await journal.flush()
+        report = monthly(journal.db, PLAN, 2026, 11)
+        assert (report.calls_answered, report.qs30, report.regulation_files) == (10, 0.5, 4)
+        for call in engine.tracker.ended:
+            journal.add_call(call, supervision.role_of)
+        assert await journal.flush()
+        with journal.db.connect() as connection:
+            assert connection.scalar(select(func.count()).select_from(CallRow)) == 13
+            assert connection.scalar(select(func.count()).select_from(VisitRow)) == 14
+    finally:
+        await supervision.stop()
+        await engine.stop()
+        with journal.db.begin() as connection:  # leave the shared cluster empty for the next test
+            for table in ("qualifications", "agent_legs", "queue_visits", "transfers", "overflows", "calls",
+                          "mutual_aid_journal", "agent_sessions", "journal_gaps", "alembic_version"):
+                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table} CASCADE")
+
+
+async def test_database_outage_buffers_then_flushes_and_reports_the_gap(postgres: Cluster) -> None:
+    engine, supervision, clock = await supervised(postgres.url)
+    journal = supervision.journal
+    assert journal is not None
+    journal.max_buffer = 30
+    try:
+        postgres.stop()
+        await play_scripted(engine, clock)  # the calls go on; rows wait in memory
+        assert not await journal.flush()
+        assert not journal.up and len(journal.buffer) == 30 and journal.dropped > 0
+        assert any("journal database" in a["text"] for a in supervision.alarms(clock()))
+        postgres.start()
+        assert await journal.flush()
+        with journal.db.connect() as connection:
+            gap = connection.execute(select(GapRow.__table__)).one()
+            assert gap.dropped_rows == journal.dropped and gap.site == "sas-69"
+            assert connection.scalar(select(func.count()).select_from(CallRow)) > 0
+        assert journal.up and not journal.buffer
+    finally:
+        await supervision.stop()
+        await engine.stop()

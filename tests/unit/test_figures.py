@@ -1,0 +1,88 @@
+"""QS30 and the other figures from the pure core, on the scripted hour with known waits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.core.tracker import Tracker
+from engine.plan import load_plan
+from supervision.figures import Figures, ratios
+from tests.scripted import END, EXPECTED, ROLES, T0, scripted_events
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def play(figures: Figures) -> Tracker:
+    tracker = Tracker()
+    for at, event in scripted_events():
+        for notice in tracker.feed(event, at):
+            figures.observe(notice, tracker.call_any(notice.uniqueid), ROLES.get)
+    return tracker
+
+
+@pytest.fixture
+def figures() -> Figures:
+    book = Figures(load_plan(ROOT / "dialplans" / "sas-69.yaml"))
+    play(book)
+    return book
+
+
+def test_qs30_of_the_scripted_hour(figures: Figures) -> None:
+    today = figures.summary("today", END)
+    sas = today["sas"]
+    assert (sas["offered"], sas["answered"]) == (EXPECTED["offered"], EXPECTED["answered"])
+    assert sas["qs30"] == EXPECTED["qs30"]  # 5, 8, 12, 20, 29 s: 30.0 s is not under 30
+    assert sas["qs60"] == EXPECTED["qs60"]  # all but the 61 s call
+    assert sas["qs30_of_offered"] == EXPECTED["qs30_of_offered"]  # short abandon out of the base
+    assert sas["abandoned"] == EXPECTED["abandoned"] and sas["short_abandoned"] == EXPECTED["short_abandoned"]
+    assert sas["overflowed_out"] == EXPECTED["overflowed_out"]
+    assert today["transfers"] == EXPECTED["transfers"]
+    assert today["partners"] == {"sas-38": {"overflowed_out": 1}}
+
+
+def test_moves_are_not_abandons_and_levels_are_apart(figures: Figures) -> None:
+    today = figures.summary("today", END)
+    n1 = today["queues"]["n1-arm"]
+    assert n1["answered"] == 10 and n1["abandoned"] == 2 and n1["overflowed_out"] == 1
+    assert today["queues"]["n2-amu"]["answered"] == 1
+    assert today["levels"]["n1"]["qs30"] == 0.5
+    assert today["levels"]["n2"] == {**today["levels"]["n2"], "answered": EXPECTED["n2_answered"],
+                                     "qs30": EXPECTED["n2_qs30"], "mean_wait": 15.0}
+
+
+def test_handle_time_by_role(figures: Figures) -> None:
+    handle = figures.summary("today", END)["handle_time"]
+    for role, (calls, mean) in EXPECTED["talk"].items():
+        assert handle[role] == {"calls": calls, "mean_talk": mean}
+
+
+def test_lines_are_counted_apart(figures: Figures) -> None:
+    lines = figures.summary("today", END)["lines"]
+    assert lines["15"]["answered"] == 5 and lines["116117"]["answered"] == 5
+    assert lines["116117"]["offered"] == 8  # 5 answered, 2 abandons, 1 overflow
+
+
+def test_windows(figures: Figures) -> None:
+    # Every window is a sum of 30-second buckets or daily totals, and they nest.
+    for when in (T0 + 40, T0 + 95, T0 + 200, END):
+        small = ratios(figures.window("15m", when), "sas").answered
+        hour = ratios(figures.window("hour", when), "sas").answered
+        today = ratios(figures.window("today", when), "sas").answered
+        month = ratios(figures.window("month", when), "sas").answered
+        assert small <= hour <= today <= month
+    # Calls 1 (T0 + 5 s) and 2 (T0 + 10 + 12 s) are picked up in the interval [T0, T0 + 30 s);
+    # call 3 (T0 + 20 + 29 s) in the next one, with call 4 (T0 + 30 + 30 s) in the one after.
+    interval = ratios(figures.window("30s", T0 + 10), "sas")
+    assert interval.answered == 2 and interval.qs30 == 1.0
+    assert ratios(figures.window("last_30s", T0 + 40), "sas").answered == 2
+    assert ratios(figures.window("30s", T0 + 40), "sas").answered == 1
+    with pytest.raises(ValueError, match="unknown window"):
+        figures.window("week", END)
+
+
+def test_calls_per_hour(figures: Figures) -> None:
+    hours = figures.calls_per_hour(END)
+    assert hours[10] == {"hour": 10, "offered": 13, "answered": 10}
+    assert sum(h["offered"] for h in hours[:10]) == 0
