@@ -39,6 +39,7 @@ ROLE_LABELS = {"arm-n1": "ARM N1 (item 9)", "arm-amu": "ARM AMU (item 10)", "osn
                "mru": "Emergency doctor (item 13)"}
 EMERGENCY_DOCTOR_ROLES = {"mru", "mrh"}
 SNAPSHOT_VERSION = 1
+END_OF_STREAM = ""  # the sentinel that ends a dashboard's event stream (real messages are never empty)
 
 
 class Supervision:
@@ -222,7 +223,7 @@ class Supervision:
                 "ami_latency_p50": recent[len(recent) // 2] if recent else None,
                 "ami_latency_p99": recent[int(len(recent) * 0.99)] if recent else None,
                 "live_calls": len(self.engine.tracker.calls), "loop_lag": round(self.loop_lag, 4),
-                "mqtt": "up" if self.engine.bus is not None and self.engine.bus.connected else "down",
+                "mqtt": "off" if self.engine.bus is None else "up" if self.engine.bus.connected else "down",
                 "journal": self.journal.status() if self.journal is not None else None}
 
     _rate_mark: tuple[float, int] | None = None
@@ -322,6 +323,15 @@ class Supervision:
         api.route("GET", "/api/supervision/figures/{window}", "desk", self.api_figures,
                   "QS30, QS60 and counts for a window: 30s, last_30s, 15m, hour, today, month")
         api.route("GET", "/api/stream", "desk", self.stream, "Server-sent events: the dashboard state, live")
+        api.app.on_shutdown.append(self._end_streams)
+
+    async def _end_streams(self, _app: web.Application) -> None:
+        """Close open dashboards' streams at shutdown: a wall screen left open must not hold a
+        stopping engine for aiohttp's whole shutdown timeout (the browser reconnects by itself)."""
+        for queue in list(self.subscribers):
+            while queue.full():  # a stalled viewer: what it has not read is stale anyway
+                queue.get_nowait()
+            queue.put_nowait(END_OF_STREAM)
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.registry),
@@ -351,6 +361,8 @@ class Supervision:
         try:
             await response.write(b": connected\n\n")
             async for message in _drain(queue):
+                if message == END_OF_STREAM:
+                    break
                 await response.write(message.encode())
         except (ConnectionResetError, asyncio.CancelledError):
             pass

@@ -1,0 +1,105 @@
+"""The supervisors' dashboard in a real browser (Debian's Chromium driven by Playwright), served
+by a live engine on the emulated switch: what a supervisor sees on the wall screen, and that the
+controls are refused without a valid token."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.integration.harness import ROOT, Site, start_site
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts"
+#: The flags this machine's closed network needs (no background connections, no sandbox as root).
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    assert Path(CHROMIUM).exists(), "chromium is missing: run scripts/setup.sh (Debian package 'chromium')"
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield launched
+        await launched.close()
+
+
+@pytest.fixture
+async def site() -> AsyncIterator[Site]:
+    running = await start_site()
+    yield running
+    await running.close()
+
+
+async def open_dashboard(browser: Browser, site: Site, token: str) -> Page:
+    page = await browser.new_page(viewport={"width": 1600, "height": 900})
+    await page.goto(site.base_url + "/dashboard")
+    await page.fill("#token", token)
+    await page.click("text=Ouvrir")
+    return page
+
+
+async def test_a_waiting_call_shows_within_two_seconds(browser: Browser, site: Site) -> None:
+    await site.login(site.desk("1001", answer_after=0.2), ["n1-arm"], "arm-n1", "ARM Martin")
+    await site.login(site.desk("2001", answer_after=0.2), ["n2-amu"], "mru", "Dr Petit")
+    page = await open_dashboard(browser, site, "desk-token")
+    await expect(page.locator("#site")).to_contain_text("sas-69")
+    await expect(page.locator('[data-queue="n1-arm"] .waiting')).to_have_text("0")
+
+    # Nobody logged in to the MG queue: an ATSU call on its direct MG line waits there.
+    waiting = site.call("0472000021", "0472888888", name="ATSU 69")
+    site.server._wake.set()
+    seen_at = time.monotonic()
+    row = page.locator(f'#waiting tr[data-call="sas-69-{waiting.uniqueid}"]')
+    await expect(row).to_be_visible(timeout=2000)
+    assert time.monotonic() - seen_at < 2.0
+    await expect(row).to_contain_text("atsu-mg")
+    await expect(page.locator('[data-queue="n2-mg"] .waiting')).to_have_text("1")
+    await expect(page.locator("#alarms")).to_contain_text("n2-mg: 1 waiting, nobody logged in")
+
+    # A 15 call answered by the N1 desk: counted in the QS30 tiles, gone from the waiting list.
+    answered = site.call("15", "0612345678")
+    await expect(page.locator("#qs-today")).to_have_text("100 %", timeout=5000)
+    await expect(page.locator(f'#waiting tr[data-call="sas-69-{answered.uniqueid}"]')).to_have_count(0)
+    await expect(page.locator("#agents")).to_contain_text("ARM Martin")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+
+async def test_a_wrong_token_is_refused_and_a_desk_cannot_switch_lines(browser: Browser, site: Site) -> None:
+    page = await open_dashboard(browser, site, "not-a-token")
+    await expect(page.locator("#login-error")).to_contain_text("jeton refusé")
+    assert await page.locator("#app").is_hidden()
+
+    page = await open_dashboard(browser, site, "desk-token")
+    await expect(page.locator("#sw-line option")).not_to_have_count(0)
+    await page.select_option("#sw-line", "116117")
+    await page.fill("#sw-reason", "essai")
+    await page.click("text=Basculer")
+    await expect(page.locator("#message")).to_contain_text("supervisor")
+    assert "116117" not in site.engine.mutual_aid.switchovers
+
+
+async def test_a_supervisor_switches_a_line_over_and_gives_it_back(browser: Browser, site: Site) -> None:
+    page = await open_dashboard(browser, site, "super-token")
+    await expect(page.locator("#sw-line option")).not_to_have_count(0)
+    await page.select_option("#sw-line", "116117")
+    await page.select_option("#sw-partner", "sas-38")
+    await page.fill("#sw-share", "30")
+    await page.fill("#sw-reason", "renfort de nuit")
+    await page.click("text=Basculer")
+    await expect(page.locator("#mutual")).to_contain_text("116117 → sas-38 (30 %) par sup-1", timeout=5000)
+    assert site.engine.mutual_aid.switchovers["116117"].share == 30
+    assert site.switch.astdb.get("sas-switch/116117", "").startswith("sas-38:30")
+
+    page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("fin du renfort")))
+    await page.click("text=Rendre la ligne")
+    await expect(page.locator("#mutual")).not_to_contain_text("116117 →", timeout=5000)
+    assert "116117" not in site.engine.mutual_aid.switchovers
