@@ -30,7 +30,7 @@ _KEY = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: Actions whose success answer panoramisk 1.4 would mistake for the start of a list.
 _SINGLE_ANSWER = {"queueadd", "queueremove", "queuepause", "queuepenalty", "redirect", "setvar", "hangup",
-                  "queuewithdrawcaller", "dbput", "dbdel", "getvar"}
+                  "queuewithdrawcaller", "dbput", "dbdel", "getvar", "blindtransfer"}
 # DBGet is neither: a found key is a list (EventList start ... DBGetComplete), a missing one a
 # single Error; panoramisk tells them apart by the first response when left to decide.
 #: Bounds of the AMI action latency histogram, in seconds.

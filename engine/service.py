@@ -234,7 +234,17 @@ class Engine:
         self.log.info("moving caller", call_id=call.call_id or call.uniqueid, source=move.source_queue,
                       target=target, wanted=wanted, mechanism=move.mechanism, by=by, reason=reason)
         try:
-            await self._send_move(move)
+            try:
+                await self._send_move(move)
+            except AmiActionFailed as exc:
+                if move.mechanism != "transfer":
+                    raise
+                # The desk's leg was not the bridged one (or is gone): move the caller itself.
+                self.log.warning("transfer refused, redirecting the caller", call_id=call.call_id or call.uniqueid,
+                                 agent_channel=move.agent_channel, error=str(exc))
+                move = move.as_redirect()
+                transfer.mechanism = move.mechanism
+                await self._send_move(move)
         except (AmiLinkDown, AmiActionFailed) as exc:
             # The caller is still where it was (in a queue or with the agent): nothing is lost.
             call.expected_move = None

@@ -7,11 +7,16 @@ Pure functions of the plan, the call record and the live counts; the service tur
   ``sas-route`` extension of the target (transcript 08): Queue() returns to the rendered
   dialplan, which goes to the target by itself and, if the destination is unknown, puts the
   caller back at the front of the queue it left — the fallback does not need the engine.
-* A caller **talking** to an agent is moved with a ``Redirect`` of the caller's own channel to
-  ``sas-route,q-<target>,1`` (transcript 03): the caller keeps its Uniqueid, the old agent legs
-  are hung up at once so the agent is free, and the caller hears the target queue's music.
-  ``BlindTransfer`` is not used: it must name the agent's bridged leg exactly and answers
-  ``Transfer invalid`` for any other (transcript 03b), which a desk cannot be expected to know.
+* A caller **talking** to an agent is moved with a ``BlindTransfer`` of the desk's bridged leg
+  (the ``DestChannel`` of its AgentConnect) to ``sas-route,q-<target>`` (transcripts 03, 03b):
+  the caller's own channel goes to the dialplan with its Uniqueid, and app_queue reports
+  ``AgentComplete Reason=transfer`` at once, which ends the desk's "in call" state. That matters:
+  with a wrap-up time, app_queue does not offer calls to a member still "in call", and after a
+  plain Redirect of the caller that state lasts until the caller's final hang-up (transcript 03:
+  no AgentComplete at Redirect time) — the N1 desk would be lost for the whole N2 conversation.
+* If the switch refuses the transfer (``Transfer invalid``: the leg is not the bridged one, or is
+  gone), the caller's own channel is moved with a ``Redirect`` to ``sas-route,q-<target>,1``
+  (transcript 03): the old agent legs are hung up at once and the caller hears the target's music.
 """
 
 from __future__ import annotations
@@ -33,11 +38,13 @@ class RoutingError(ValueError):
 
 @dataclass(frozen=True)
 class Move:
-    mechanism: str  # "withdraw" | "redirect"
+    mechanism: str  # "withdraw" | "transfer" | "redirect"
     channel: str
     source_queue: str
     target_queue: str
     priority: int
+    #: The desk's bridged leg, for a transfer.
+    agent_channel: str = ""
 
     def actions(self) -> list[dict[str, str]]:
         """The AMI actions, in order. SAS_PRIO first: the target's Queue() reads it as QUEUE_PRIO."""
@@ -47,8 +54,15 @@ class Move:
         if self.mechanism == "withdraw":
             return [setvar, {"Action": "QueueWithdrawCaller", "Queue": self.source_queue, "Caller": self.channel,
                              "WithdrawInfo": target}]
+        if self.mechanism == "transfer":
+            return [setvar, {"Action": "BlindTransfer", "Channel": self.agent_channel, "Context": C.CTX_ROUTE,
+                             "Exten": target}]
         return [setvar, {"Action": "Redirect", "Channel": self.channel, "Context": C.CTX_ROUTE, "Exten": target,
                          "Priority": "1"}]
+
+    def as_redirect(self) -> Move:
+        """The same move by a Redirect of the caller's own channel (when a transfer is refused)."""
+        return Move("redirect", self.channel, self.source_queue, self.target_queue, self.priority)
 
 
 def qualification_target(plan: Plan, level: Priority, instant: datetime) -> str | None:
@@ -84,6 +98,9 @@ def plan_move(call: Call, target_queue: str, priority: int) -> Move:
     if visit is not None:
         return Move("withdraw", call.channel, visit.queue, target_queue, priority)
     if call.state in (CallState.TALKING, CallState.MOVING):
+        leg = call.current_leg
+        if call.state == CallState.TALKING and leg is not None and leg.agent_channel:
+            return Move("transfer", call.channel, call.current_queue, target_queue, priority, leg.agent_channel)
         return Move("redirect", call.channel, call.current_queue, target_queue, priority)
     raise RoutingError("the call is not in a queue yet")
 

@@ -278,10 +278,14 @@ class AppQueue:
             return False
         if self.sw.now() < m.wrapup_until:
             return False
-        # An agent on a call from another queue is busy too (shared device).
-        return not any(
-            other.member.state_interface == m.state_interface and not other.done for other in self.sessions
-        ) or m.ringinuse
+        # app_queue's can_ring_entry: "in call, so not available" only when the queue of that call
+        # has a wrap-up time (ASTERISK-25888). The member stays "in call" until its AgentComplete,
+        # which after a Redirect of the caller comes only at the caller's final hang-up (recording
+        # 03): with wrap-up configured, such a desk is not offered calls meanwhile; without, it is
+        # free as soon as its device is (recording 03: QueueMemberStatus 1 at once).
+        return m.ringinuse or not any(
+            other.member.state_interface == m.state_interface and not other.done
+            and (other.member.wrapuptime or other.queue.wrapuptime) for other in self.sessions)
 
     # --- callers ------------------------------------------------------------------------------
 

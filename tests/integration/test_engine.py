@@ -27,8 +27,11 @@ async def test_15_answered_in_n1_then_p1_to_n2_amu_without_dropping_the_caller(s
     status, body = await site.post(f"/api/calls/{call.call_id}/qualify",
                                    {"level": "P1", "reason": "douleur thoracique"})
     assert status == 200, body
-    assert body["target"] == "n2-amu" and body["mechanism"] == "redirect"
+    assert body["target"] == "n2-amu" and body["mechanism"] == "transfer"
     await eventually(lambda: call.current_leg is not None and call.current_leg.queue == "n2-amu", what="N2 answer")
+    # The desk's leg was blind-transferred: app_queue closes the N1 leg at once (AgentComplete transfer).
+    assert [e.get("Reason") for e in site.events if e.name == "AgentComplete" and e.get("Queue") == "n1-arm"] \
+        == ["transfer"]
 
     assert not caller.hungup and site.switch.find_channel(caller.name) is caller  # same channel, same Uniqueid
     assert site.joined(caller) == ["n1-arm", "n2-amu"]
@@ -38,6 +41,40 @@ async def test_15_answered_in_n1_then_p1_to_n2_amu_without_dropping_the_caller(s
     assert call.legs[0].ended_at is not None  # the N1 desk was released at once
     assert call.qualification == "P1" and call.transfers[0].confirmed_at is not None
     assert not [e for e in site.events if e.name == "Hangup" and e.get("Uniqueid") == caller.uniqueid]
+
+
+async def test_the_n1_desk_takes_the_next_call_while_the_first_caller_talks_in_n2(site: Site) -> None:
+    # The Rhône's N1 has a 5 s wrap-up: app_queue offers no call to a member still "in call" from a
+    # queue with wrap-up, and only the transfer's AgentComplete ends that state.
+    assert site.plan.queues["n1-arm"].wrapup == 5
+    n1, amu = site.desk("1001"), site.desk("2001")
+    await site.login(n1, ["n1-arm"], "arm-n1")
+    await site.login(amu, ["n2-amu"], "arm-amu")
+    first = site.call("15", "0612345678")
+    call = await eventually(lambda: site.engine.tracker.calls.get(first.uniqueid), what="call tracked")
+    await eventually(lambda: call.current_leg is not None, what="N1 answer")
+    status, body = await site.post(f"/api/calls/{call.call_id}/qualify", {"level": "P1"})
+    assert status == 200 and body["mechanism"] == "transfer", body
+    await eventually(lambda: call.current_leg is not None and call.current_leg.queue == "n2-amu", what="N2 answer")
+
+    second = site.call("116117", "0478112233")
+    after = await eventually(lambda: site.engine.tracker.calls.get(second.uniqueid), what="second call tracked")
+    await eventually(lambda: after.current_leg is not None, timeout=10, what="the N1 desk answers the next call")
+    assert after.current_leg.interface == n1 and not first.hungup and call.current_leg.queue == "n2-amu"
+
+
+async def test_a_refused_transfer_falls_back_to_a_redirect_of_the_caller(site: Site) -> None:
+    n1, amu = site.desk("1001"), site.desk("2001")
+    await site.login(n1, ["n1-arm"], "arm-n1")
+    await site.login(amu, ["n2-amu"], "arm-amu")
+    caller = site.call("15", "0612345678")
+    call = await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
+    await eventually(lambda: call.current_leg is not None, what="N1 answer")
+    call.current_leg.agent_channel = "PJSIP/1001-ffffffff"  # a leg the switch does not know
+    status, body = await site.post(f"/api/calls/{call.call_id}/qualify", {"level": "P1"})
+    assert status == 200 and body["mechanism"] == "redirect", body
+    await eventually(lambda: call.current_leg is not None and call.current_leg.queue == "n2-amu", what="N2 answer")
+    assert not caller.hungup and call.transfers[0].mechanism == "redirect"
 
 
 @pytest.mark.parametrize(
