@@ -185,6 +185,96 @@ def report_monthly(
         typer.echo(f"wrote {csv_out}")
 
 
+@app.command("simulate")
+def simulate(
+    plan: Path = typer.Option(Path("dialplans/sas-69.yaml"), "--plan", help="The site plan."),
+    day: str = typer.Option("2026-11-24", "--day", help="Local date the simulated day starts (YYYY-MM-DD)."),
+    hours: float = typer.Option(24.0, "--hours", min=0.1, max=24 * 7, help="Length of the simulated period."),
+    start_hour: float = typer.Option(0.0, "--from", min=0, max=23.99, help="Local hour the period starts at."),
+    calls: float = typer.Option(3000.0, "--calls-per-day", min=1, help="Calls on an ordinary weekday."),
+    surge: float = typer.Option(1.0, "--surge", min=0.1, max=20, help="Multiplier on every arrival rate."),
+    seed: int = typer.Option(1, "--seed", help="Same seed, same calls."),
+    real_time: bool = typer.Option(False, "--real-time", help="Run on the wall clock instead of fast-forward."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write the day's figures to this PNG."),
+    journal: str = typer.Option("", "--journal", help="Journal database URL (default: none)."),
+    port: int = typer.Option(0, "--port", help="Control API, dashboard and /metrics port (0: any free one)."),
+) -> None:
+    """A SAS day through the real engine: callers, desks, qualifications, transfers, staffing by hour."""
+    import asyncio
+
+    from engine.logs import configure_logging
+    from simulator.day import DaySimulation, plot_day
+    from simulator.load import LoadProfile, local_midnight
+
+    try:
+        site_plan = load_plan(plan)
+        start = local_midnight(site_plan, day) + start_hour * 3600
+    except (ValueError, PlanError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    configure_logging("console", level=40)
+    profile = LoadProfile(calls_per_day=calls, surge=surge)
+
+    async def go() -> None:
+        sim = DaySimulation(site_plan, plan, profile, start=start, duration=hours * 3600, seed=seed,
+                            fast=not real_time, http_port=port, journal_url=journal or None, progress=True)
+        try:
+            site = await sim.open()
+            typer.echo(f"{len(sim.calls)} calls to place; dashboard {site.base_url}/dashboard "
+                       f"(token {sim.token}), metrics {site.base_url}/metrics", err=True)
+            result = await sim.run()
+        finally:
+            await sim.close()
+        typer.echo(result.report(), nl=False)
+        if plot is not None:
+            typer.echo(f"plot written to {plot_day(result, plot)}")
+
+    try:
+        asyncio.run(go())
+    except KeyboardInterrupt:
+        typer.echo("simulation stopped")
+
+
+@app.command("capacity")
+def capacity(
+    calls_per_hour: float = typer.Option(..., "--calls-per-hour", min=0.1, help="Arrivals in the busy hour."),
+    handle: float = typer.Option(..., "--handle", min=1, help="Mean handle time in seconds."),
+    target: float = typer.Option(0.9, "--target", min=0.01, max=0.9999, help="QS30 to reach (share of answered)."),
+    threshold: float = typer.Option(30.0, "--within", min=1, help="Seconds of the service level (30 for QS30)."),
+    patience: float | None = typer.Option(None, "--patience", min=1, help="Mean patience (s): Erlang A."),
+    agents: int | None = typer.Option(None, "--agents", min=1, help="Forecast this staffing instead."),
+    plan: Path | None = typer.Option(None, "--plan", help="With --day: desks per queue for each hour."),
+    day: str = typer.Option("2026-11-24", "--day", help="Local date for the per-hour staffing (with --plan)."),
+    calls_per_day: float = typer.Option(3000.0, "--calls-per-day", min=1, help="With --plan: daily calls."),
+) -> None:
+    """Erlang C (or A with --patience): desks needed for a QS30 target, or the QS30 of a staffing."""
+    from simulator.capacity import Queue, agents_needed, erlang_a_forecast
+    from simulator.load import LoadProfile, local_midnight, staffing_for
+
+    queue = Queue(calls_per_hour, handle, patience)
+    try:
+        result = erlang_a_forecast(queue, agents, threshold) if agents else agents_needed(queue, target, threshold)
+    except ValueError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    model = "Erlang A" if patience else "Erlang C"
+    figures = result.public()
+    typer.echo(f"{model}: {calls_per_hour:g} calls/h, {handle:g} s handle, load {figures['load']} Erlang")
+    typer.echo(f"  {result.agents} desks: answered within {threshold:g} s {result.service_level:.1%}, "
+               f"wait probability {result.wait_probability:.1%}, mean wait {figures['mean_wait']} s, "
+               f"occupancy {result.occupancy:.0%}" + (f", abandons {result.abandon_rate:.1%}" if patience else ""))
+    if plan is not None:
+        site_plan = load_plan(plan)
+        midnight = local_midnight(site_plan, day)
+        profile = LoadProfile(calls_per_day=calls_per_day)
+        queues = list(site_plan.queues)
+        typer.echo(f"desks per hour for {site_plan.site.id} on {day} ({calls_per_day:g} calls/day):")
+        typer.echo("  hour  " + " ".join(f"{q:>7}" for q in queues))
+        for hour in range(24):
+            wanted = staffing_for(site_plan, profile, midnight + hour * 3600 + 1)
+            typer.echo(f"  {hour:02d}h   " + " ".join(f"{wanted[q]:>7}" for q in queues))
+
+
 def main() -> None:
     app()
 

@@ -23,6 +23,7 @@ from simulator.softswitch.core import Softswitch
 from simulator.softswitch.model import Event
 from simulator.softswitch.server import AmiServer, User
 from simulator.softswitch.site import build_site
+from supervision.figures import BUCKET
 from supervision.journal import Journal
 from supervision.service import Supervision
 
@@ -79,13 +80,17 @@ async def start_live_site(plan_file: Path, tokens: dict[str, Client], *, clock: 
                           options: EngineOptions | None = None, secret: str = "live-secret",
                           http_port: int = 0, mqtt: MqttConfig | None = None,
                           plan: Plan | None = None, supervise: bool = True,
-                          journal_url: str | None = None) -> LiveSite:
+                          journal_url: str | None = None, scheduler: Scheduler | None = None,
+                          record_events: bool = True) -> LiveSite:
     """A live site; with ``supervise`` (default) the figures, /metrics and the dashboard too, and
-    with ``journal_url`` the durable journal."""
+    with ``journal_url`` the durable journal. A virtual ``scheduler`` is advanced by its owner
+    (the load simulator's fast-forward), who then also publishes the 30-second snapshots."""
     plan = plan or load_plan(plan_file)
-    switch = build_site(plan, Scheduler(virtual=False))
+    scheduler = scheduler or Scheduler(virtual=False)
+    switch = build_site(plan, scheduler)
     events: list[Event] = []
-    switch.listeners.append(events.append)
+    if record_events:
+        switch.listeners.append(events.append)
     server = AmiServer(switch, {AMI_USER: User(secret)})
     port = await server.start()
     engine = make_engine(plan, host="127.0.0.1", port=port, username=AMI_USER, secret=secret,
@@ -94,7 +99,7 @@ async def start_live_site(plan_file: Path, tokens: dict[str, Client], *, clock: 
     supervision = None
     if supervise:
         journal = Journal(journal_url, plan.site.id, clock=clock) if journal_url else None
-        supervision = Supervision(engine, journal=journal)
+        supervision = Supervision(engine, journal=journal, snapshot_every=None if scheduler.virtual else BUCKET)
         supervision.install(api)
         await supervision.start()
     await engine.start()

@@ -45,7 +45,7 @@ from engine.core.tracker import Notice
 from engine.plan import Plan
 
 BUCKET = 30.0
-WINDOWS = ("30s", "last_30s", "15m", "hour", "today", "month")
+WINDOWS = ("30s", "last_30s", "15m", "hour", "today", "month", "all")
 #: Histogram bounds for waits, in seconds; 30 and 60 are the targets.
 WAIT_BUCKETS = (5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0)
 
@@ -98,6 +98,7 @@ class Figures:
         #: Lifetime wait histogram per queue (answered visits): counts per WAIT_BUCKETS bound.
         self.wait_histogram: dict[str, list[int]] = {}
         self.wait_sum: Counter[str] = Counter()
+        self.hourly: dict[int, Counter[str]] = {}
         self.samples: deque[dict[str, Any]] = deque(maxlen=int(keep_hours * 3600 / BUCKET))
         self.keep_buckets = int(keep_hours * 3600 / BUCKET)
         self.keep_days = keep_days
@@ -118,11 +119,18 @@ class Figures:
             daily = self.days[day] = Counter()
         daily[key] += value
         self.lifetime[key] += value
+        if scope == "sas" and metric in ("offered", "answered"):
+            # Hour totals kept apart: the 30 s snapshot lists the day's hours without summing
+            # thousands of buckets (French time zones are whole hours from UTC).
+            hour = self.hourly.setdefault(int(at // 3600), Counter())
+            hour[metric] += int(value)
 
     def _prune(self, newest: int) -> None:
         oldest = newest - self.keep_buckets
         for index in [i for i in self.buckets if i < oldest]:
             del self.buckets[index]
+        for hour in [h for h in self.hourly if h < oldest * BUCKET // 3600]:
+            del self.hourly[hour]
         if len(self.days) > self.keep_days:
             for day in sorted(self.days)[: len(self.days) - self.keep_days]:
                 del self.days[day]
@@ -267,6 +275,8 @@ class Figures:
 
     def window(self, name: str, now: float) -> Counter[Key]:
         index = int(now // BUCKET)
+        if name == "all":
+            return Counter(self.lifetime)
         if name == "30s":
             return Counter(self.buckets.get(index, Counter()))
         if name == "last_30s":
@@ -327,10 +337,8 @@ class Figures:
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
         out = []
         for hour in range(local.hour + 1):
-            start = midnight.replace(hour=hour).timestamp()
-            totals = self._sum_buckets(int(start // BUCKET), int((start + 3600) // BUCKET) - 1)
-            out.append({"hour": hour, "offered": int(totals[("sas", "", "offered")]),
-                        "answered": int(totals[("sas", "", "answered")])})
+            totals = self.hourly.get(int(midnight.replace(hour=hour).timestamp() // 3600), Counter())
+            out.append({"hour": hour, "offered": totals["offered"], "answered": totals["answered"]})
         return out
 
 

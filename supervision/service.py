@@ -43,8 +43,10 @@ END_OF_STREAM = ""  # the sentinel that ends a dashboard's event stream (real me
 
 
 class Supervision:
-    def __init__(self, engine: Engine, *, journal: Journal | None = None, snapshot_every: float = BUCKET,
+    def __init__(self, engine: Engine, *, journal: Journal | None = None, snapshot_every: float | None = BUCKET,
                  push_every: float = 0.25) -> None:
+        """``snapshot_every`` None: whoever owns the clock calls :meth:`publish_snapshot` (the load
+        simulator's fast-forward, where 30 s of switch time pass in milliseconds)."""
         self.figures = Figures(engine.plan)
         self.journal = journal
         self.snapshot_every = snapshot_every
@@ -137,7 +139,10 @@ class Supervision:
     async def start(self) -> None:
         if self.journal is not None:
             await self.journal.start()
-        for coro in (self._snapshot_loop(), self._push_loop(), self._lag_loop(), self._live_loop()):
+        loops = [self._push_loop(), self._lag_loop(), self._live_loop()]
+        if self.snapshot_every is not None:
+            loops.append(self._snapshot_loop())
+        for coro in loops:
             self._tasks.append(asyncio.ensure_future(coro))
 
     async def stop(self) -> None:
@@ -148,6 +153,7 @@ class Supervision:
 
     async def _snapshot_loop(self) -> None:
         """At every 30-second boundary: a trend point, and the retained MQTT snapshot."""
+        assert self.snapshot_every is not None
         while not cancel_requested():
             now = self.engine.clock()
             await asyncio.sleep(self.snapshot_every - (now % self.snapshot_every) + 0.01)

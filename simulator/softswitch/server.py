@@ -92,6 +92,8 @@ class AmiServer:
         self._wake = asyncio.Event()
         switch.listeners.append(self._broadcast)
         self.port = 0
+        #: Events written to clients (the load simulator's fast-forward waits for the engine to read them).
+        self.events_sent = 0
         #: Events raised while an action runs: Asterisk writes the action's response from the
         #: manager thread before stasis delivers the events the action caused.
         self._held: list[Event] | None = None
@@ -143,6 +145,7 @@ class AmiServer:
         for session in list(self.sessions):
             if session.wants(event):
                 session.send(pairs)
+                self.events_sent += 1
 
     # --- connection ---------------------------------------------------------------------------
 

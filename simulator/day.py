@@ -1,0 +1,488 @@
+"""A SAS day played through the real engine: callers ring the emulated switch, desks answer,
+qualify through the control API as a telephony bar would, regulators talk and transfer, the
+room's staffing follows the hour — and the supervision figures say how it went.
+
+Two clocks, one code path. In real time (the demo) the switch runs its timers on the wall clock
+and the dashboard moves as calls come. In fast-forward the switch's clock is virtual: the driver
+advances it a second at a time, and after each second waits until the engine has read every AMI
+event the switch wrote (over the same TCP socket and panoramisk as in production) and every
+desk's HTTP request has been answered. A 24-hour day of ≈3 000 calls runs in about a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import secrets
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import aiohttp
+import structlog
+
+from engine.api import Client
+from engine.core.routing import qualification_target, utcnow_from
+from engine.core.tracker import Notice
+from engine.mqtt import MqttConfig
+from engine.plan import Plan
+from engine.plan import contexts as C
+from engine.plan.model import Priority
+from engine.service import EngineOptions
+from simulator.live import LiveSite, start_live_site
+from simulator.load import LoadProfile, PlannedCall, plan_day, staffing_for, talk_time
+from simulator.softswitch.clock import Scheduler
+from simulator.softswitch.model import Channel, Event
+from simulator.softswitch.site import add_agent
+from supervision.figures import BUCKET, ratios
+
+log = structlog.get_logger("simulator.day")
+#: Extensions per queue role: 1001.. for N1, 2001.. for AMU, 3001.. MG, 4001.. PDSA, 5001.. others.
+EXTENSION_BASE = {"n1": 1000, "n2-amu": 2000, "n2-mg": 3000, "pdsa": 4000, "specialist": 5000}
+#: Desk roles as logged in (annex-3 table 3): AMU alternates ARM AMU and emergency doctor.
+DESK_ROLES = {"n1": ("arm-n1",), "n2-amu": ("arm-amu", "mru"), "n2-mg": ("osnp", "mrg"), "pdsa": ("mrg",),
+              "specialist": ("mrh",)}
+
+
+@dataclass
+class Desk:
+    queue: str
+    extension: str
+    role: str
+    logged_in: bool = False
+    paused: bool = False
+
+    @property
+    def interface(self) -> str:
+        return f"PJSIP/{self.extension}"
+
+
+@dataclass
+class CallerState:
+    planned: PlannedCall
+    channel: Channel
+    visits: int = 0
+    answered_visit: int = -1  # the visit at which a desk last picked up
+    n2_transferred: bool = False
+
+
+@dataclass
+class DayResult:
+    site: str
+    start: float
+    end: float
+    wall_seconds: float
+    planned_calls: int
+    summary: dict[str, Any]
+    waits: dict[str, dict[str, float | None]]
+    hours: list[dict[str, Any]]
+    trend: list[dict[str, Any]]
+    ami_events: int
+    http_requests: int
+    staffing: list[dict[str, Any]] = field(default_factory=list)
+
+    def report(self) -> str:
+        sas = self.summary["sas"]
+        lines = [f"{self.site}: {self.planned_calls} calls placed over {(self.end - self.start) / 3600:.1f} h "
+                 f"in {self.wall_seconds:.1f} s of wall time ({self.ami_events} AMI events, "
+                 f"{self.http_requests} desk requests)",
+                 f"  SAS: offered {sas['offered']}, answered {sas['answered']}, QS30 {_pct(sas['qs30'])}, "
+                 f"QS60 {_pct(sas['qs60'])}, abandoned {sas.get('abandoned', 0)} "
+                 f"(+{sas.get('short_abandoned', 0)} short), overflowed out {sas.get('overflowed_out', 0)}, "
+                 f"switched out {sas.get('switched_out', 0)}"]
+        for level, figures in sorted(self.summary["levels"].items()):
+            lines.append(f"  {level.upper()}: answered {figures['answered']}, QS30 {_pct(figures['qs30'])}, "
+                         f"mean wait {figures['mean_wait']} s")
+        lines.append(f"  {'queue':<8} {'offered':>7} {'answered':>8} {'abandoned':>9} {'QS30':>6} "
+                     f"{'p50 wait':>8} {'p90 wait':>8} {'max':>6}")
+        for queue, figures in sorted(self.summary["queues"].items()):
+            w = self.waits.get(queue, {})
+            lines.append(f"  {queue:<8} {figures['offered']:>7} {figures['answered']:>8} "
+                         f"{figures.get('abandoned', 0):>9} {_pct(figures['qs30']):>6} {_sec(w.get('p50')):>8} "
+                         f"{_sec(w.get('p90')):>8} {_sec(w.get('max')):>6}")
+        if self.summary["transfers"]:
+            moves = ", ".join(f"{pair} {n}" for pair, n in sorted(self.summary["transfers"].items()))
+            lines.append(f"  transfers: {moves}")
+        return "\n".join(lines) + "\n"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1%}"
+
+
+def _sec(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0f}s"
+
+
+def _percentile(values: list[float], share: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+class DaySimulation:
+    """One site, one period of calls, the real engine in the loop."""
+
+    def __init__(self, plan: Plan, plan_file: Path, profile: LoadProfile, *, start: float, duration: float,
+                 seed: int = 1, fast: bool = True, http_port: int = 0, journal_url: str | None = None,
+                 mqtt: MqttConfig | None = None, staffing: Callable[[float], dict[str, int]] | None = None,
+                 progress: bool = False, overflow: bool = False) -> None:
+        """``overflow`` False (default) switches the plan's overflow rules off through the API at
+        the start, as a supervisor does when no partner is linked (one emulated site alone)."""
+        self.plan, self.plan_file, self.profile = plan, plan_file, profile
+        self.start, self.duration, self.seed, self.fast = start, duration, seed, fast
+        self.http_port, self.journal_url, self.mqtt = http_port, journal_url, mqtt
+        self.staffing = staffing or (lambda at: staffing_for(plan, profile, at))
+        self.progress = progress
+        self.overflow = overflow
+        self.rng = random.Random(seed * 31 + 7)
+        self.token = secrets.token_urlsafe(16)
+        self.calls = plan_day(plan, profile, start, duration, seed)
+        self.callers: dict[str, CallerState] = {}
+        self.desks: dict[str, list[Desk]] = {}
+        self.by_interface: dict[str, Desk] = {}
+        self.waits: dict[str, list[float]] = {}
+        self.hours: list[dict[str, Any]] = []
+        self.staffing_log: list[dict[str, Any]] = []
+        self.requests = 0
+        self.failed_requests = 0
+        self._jobs: list[Callable[[], Awaitable[None]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+        self.site: LiveSite | None = None
+        self.http: aiohttp.ClientSession | None = None
+        self.scheduler = Scheduler(start if fast else None, virtual=fast)
+        self.stopped = asyncio.Event()
+
+    # --- set-up -----------------------------------------------------------------------------------
+
+    async def open(self) -> LiveSite:
+        options = EngineOptions(confirm_within=5.0, action_timeout=10.0, tick_every=3600.0 if self.fast else 1.0,
+                                apply_presets=True)
+        self.site = await start_live_site(self.plan_file, {self.token: Client("room-supervisor", "supervisor")},
+                                          clock=lambda: self.scheduler.now, options=options, plan=self.plan,
+                                          http_port=self.http_port, mqtt=self.mqtt, journal_url=self.journal_url,
+                                          scheduler=self.scheduler, record_events=False)
+        self.site.switch.listeners.append(self._on_switch_event)
+        self.site.engine.listeners.append(self._on_notice)
+        self.http = aiohttp.ClientSession(base_url=self.site.base_url,
+                                          headers={"Authorization": f"Bearer {self.token}"})
+        deadline = time.monotonic() + 10
+        engine = self.site.engine
+        while not (engine.link.connected and engine.resyncs >= 1 and engine.mutual_aid.loaded):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the engine did not connect to the emulated switch")
+            await asyncio.sleep(0.01)
+        if not self.overflow:
+            for queue, spec in self.plan.queues.items():
+                if spec.overflow is not None:
+                    await self._post(f"/api/overflow/{queue}", {"enabled": False, "reason": "no partner linked"})
+        return self.site
+
+    async def close(self) -> None:
+        if self._running:
+            await asyncio.wait(self._running, timeout=5)
+        if self.http is not None:
+            await self.http.close()
+        if self.site is not None:
+            await self.site.stop()
+
+    # --- the switch's side: what callers and desks do ----------------------------------------------
+
+    def _place(self, planned: PlannedCall) -> None:
+        assert self.site is not None
+        channel = self.site.switch.inbound_call(C.OPERATOR_ENDPOINT, planned.number, caller_num=planned.caller,
+                                                withheld=planned.withheld)
+        if channel is None:
+            log.error("no line for a planned call", number=planned.number)
+            return
+        self.callers[channel.uniqueid] = CallerState(planned, channel)
+
+    def _on_switch_event(self, event: Event) -> None:
+        if event.name == "QueueCallerJoin":
+            state = self.callers.get(event.get("Uniqueid", ""))
+            if state is not None:
+                state.visits += 1
+                visit = state.visits
+                patience = state.planned.patience if visit == 1 else state.planned.patience_n2
+                if patience is not None:
+                    self.scheduler.call_later(patience, lambda: self._give_up(state, visit))
+        elif event.name == "AgentConnect":
+            state = self.callers.get(event.get("Uniqueid", ""))
+            if state is not None:
+                state.answered_visit = state.visits
+                self._answered(state, event.get("Queue", ""), event.get("Interface", ""))
+
+    def _give_up(self, state: CallerState, visit: int) -> None:
+        """The caller's patience ran out: hang up if still waiting in that same queue visit."""
+        if state.visits == visit and state.answered_visit < visit and not state.channel.hungup:
+            assert self.site is not None
+            self.site.switch.request_hangup(state.channel, 16, soft=False)
+
+    def _answered(self, state: CallerState, queue: str, interface: str) -> None:
+        spec = self.plan.queues.get(queue)
+        if spec is None:
+            return
+        role = spec.role.value
+        planned = state.planned
+        visit = state.visits
+        if role == "n1":
+            def decide() -> None:
+                if state.channel.hungup or state.visits != visit:
+                    return
+                if planned.level == "P0":
+                    self._hang_up_later(state, talk_time(self.profile, "n1", planned.talk), visit)
+                else:
+                    self._submit(lambda: self._post(f"/api/calls/{state.channel.uniqueid}/qualify",
+                                                    {"level": planned.level, "reason": "simulated"}))
+            self.scheduler.call_later(planned.qualify_after, decide)
+            return
+        talk = talk_time(self.profile, role, planned.talk)
+        if planned.transfer_n2 and not state.n2_transferred and role in ("n2-amu", "n2-mg", "pdsa"):
+            state.n2_transferred = True
+            other = "n2-amu" if role != "n2-amu" else (qualification_target(
+                self.plan, Priority.P2, utcnow_from(self.scheduler.now)) or "n2-mg")
+
+            def transfer() -> None:
+                if not state.channel.hungup and state.visits == visit:
+                    self._submit(lambda: self._post(f"/api/calls/{state.channel.uniqueid}/transfer",
+                                                    {"queue": other, "reason": "simulated N2 transfer"}))
+            self.scheduler.call_later(talk * 0.3, transfer)
+            return
+        self._hang_up_later(state, talk, visit)
+
+    def _hang_up_later(self, state: CallerState, after: float, visit: int) -> None:
+        def hang_up() -> None:
+            if not state.channel.hungup and state.visits == visit:
+                assert self.site is not None
+                self.site.switch.request_hangup(state.channel, 16, soft=False)
+        self.scheduler.call_later(after, hang_up)
+
+    def _on_notice(self, notice: Notice) -> None:
+        if notice.kind == "queue-left" and notice.data.get("outcome") == "answered":
+            self.waits.setdefault(str(notice.data.get("queue")), []).append(float(notice.data.get("wait") or 0.0))
+
+    # --- the desks' side: HTTP, as a telephony bar ------------------------------------------------
+
+    def _submit(self, job: Callable[[], Awaitable[None]]) -> None:
+        """Run a desk's request: after the current second in fast-forward (so the virtual clock
+        waits for it), at once in real time."""
+        if self.fast:
+            self._jobs.append(job)
+        else:
+            task = asyncio.ensure_future(job())
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> None:
+        assert self.http is not None
+        self.requests += 1
+        try:
+            async with self.http.post(path, json=body) as response:
+                if response.status >= 400:
+                    self.failed_requests += 1
+                    text = await response.text()
+                    if response.status != 404:  # a caller who hung up meanwhile: not a fault
+                        log.warning("desk request refused", path=path, status=response.status, body=text[:200])
+        except aiohttp.ClientError as exc:
+            self.failed_requests += 1
+            log.warning("desk request failed", path=path, error=str(exc))
+
+    async def _restaff(self, at: float) -> None:
+        """Log desks in or out so each queue has the hour's staffing; draw the hour's pauses."""
+        assert self.site is not None
+        wanted = self.staffing(at)
+        self.staffing_log.append({"at": at, **wanted})
+        for queue, count in wanted.items():
+            role = self.plan.queues[queue].role.value
+            desks = self.desks.setdefault(queue, [])
+            while len(desks) < count:
+                extension = str(EXTENSION_BASE.get(role, 5000) + 1 + len(desks) + 100 * _queue_index(self.plan, queue))
+                roles = DESK_ROLES.get(role, ("arm-n1",))
+                desk = Desk(queue, extension, roles[len(desks) % len(roles)])
+                add_agent(self.site.switch, extension, answer_after=self.rng.uniform(*self.profile.ring))
+                desks.append(desk)
+                self.by_interface[desk.interface] = desk
+            for index, desk in enumerate(desks):
+                if index < count and not desk.logged_in:
+                    desk.logged_in = True
+                    await self._post("/api/agents/login", {"interface": desk.interface, "queues": [queue],
+                                                           "name": f"{desk.role} {desk.extension}",
+                                                           "role": desk.role})
+                elif index >= count and desk.logged_in:
+                    desk.logged_in = False
+                    await self._post("/api/agents/logout", {"interface": desk.interface, "reason": "end of shift"})
+                if desk.logged_in and self.rng.random() < self.profile.pause_per_hour:
+                    self._pause_later(desk, self.rng.uniform(0, 3000), self.rng.uniform(300, 900))
+
+    def _pause_later(self, desk: Desk, after: float, length: float) -> None:
+        def pause() -> None:
+            if desk.logged_in and not desk.paused:
+                desk.paused = True
+                self._submit(lambda: self._post("/api/agents/pause", {"interface": desk.interface, "reason": "pause"}))
+                self.scheduler.call_later(length, resume)
+
+        def resume() -> None:
+            if desk.paused:
+                desk.paused = False
+                if desk.logged_in:
+                    self._submit(lambda: self._post("/api/agents/resume", {"interface": desk.interface}))
+        self.scheduler.call_later(after, pause)
+
+    # --- running ------------------------------------------------------------------------------------
+
+    async def run(self) -> DayResult:
+        site = self.site or await self.open()
+        began = time.perf_counter()
+        for planned in self.calls:
+            self.scheduler.call_at(planned.at, lambda p=planned: self._place(p))
+        end = self.start + self.duration
+        if self.fast:
+            await self._fast_forward(end)
+        else:
+            await self._real_time(end)
+        wall = time.perf_counter() - began
+        figures = site.supervision.figures if site.supervision else None
+        assert figures is not None
+        summary = figures.summary("all", self.scheduler.now)
+        waits = {q: {"p50": _percentile(v, 0.5), "p90": _percentile(v, 0.9), "max": max(v) if v else None}
+                 for q, v in self.waits.items()}
+        return DayResult(self.plan.site.id, self.start, self.scheduler.now, wall, len(self.calls), summary, waits,
+                         self.hours, list(figures.samples), site.engine.tracker.events_seen, self.requests,
+                         self.staffing_log)
+
+    async def _caught_up(self) -> None:
+        """Wait until the engine has read what the switch wrote and the desks' requests are done."""
+        assert self.site is not None
+        server, tracker = self.site.server, self.site.engine.tracker
+        while True:
+            spins = 0
+            while tracker.events_seen < server.events_sent - self._unmatched and spins < 2000:
+                spins += 1
+                await asyncio.sleep(0 if spins < 50 else 0.001)
+            if spins >= 2000:  # events consumed as list answers are not dispatched: re-align once
+                self._unmatched = server.events_sent - tracker.events_seen
+            if not self._jobs:
+                return
+            jobs, self._jobs = self._jobs, []
+            for job in jobs:
+                await job()
+            self.scheduler.run_due()
+
+    _unmatched = 0
+
+    async def _fast_forward(self, end: float) -> None:
+        assert self.site is not None
+        engine, supervision = self.site.engine, self.site.supervision
+        self._unmatched = self.site.server.events_sent - engine.tracker.events_seen
+        next_hour = self.start
+        next_snapshot = self.start - self.start % BUCKET + BUCKET
+        drain_until = end + 4 * 3600  # calls still in progress at the end are followed to their end
+        shown = -1.0
+        while True:
+            now = self.scheduler.now
+            if now >= next_hour and now < end:
+                self._close_hour(now)
+                await self._restaff(now)
+                next_hour = now - now % 3600 + 3600
+            self.scheduler.advance(1.0)
+            await self._caught_up()
+            now = self.scheduler.now
+            if int(now) % 2 == 0:
+                await engine.mutual_aid.tick()
+            if now >= next_snapshot and supervision is not None:
+                await supervision.publish_snapshot()
+                next_snapshot += BUCKET
+            if self.progress and now - shown >= 900:
+                shown = now
+                self._show_progress(now, end)
+            if now >= end and (not engine.tracker.calls or now >= drain_until):
+                break
+        self._close_hour(self.scheduler.now)
+        if self.progress:
+            sys.stderr.write("\n")
+
+    async def _real_time(self, end: float) -> None:
+        next_hour = self.scheduler.now
+        while self.scheduler.now < end and not self.stopped.is_set():
+            now = self.scheduler.now
+            if now >= next_hour:
+                self._close_hour(now)
+                await self._restaff(now)
+                next_hour = now - now % 3600 + 3600
+            if self.progress:
+                self._show_progress(now, end)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopped.wait(), timeout=1.0)
+
+    def _close_hour(self, now: float) -> None:
+        """The finished hour's counts, for the plot (offered, answered, abandoned, QS30)."""
+        assert self.site is not None and self.site.supervision is not None
+        figures = self.site.supervision.figures
+        totals = figures.window("hour", now - 1)
+        r = ratios(totals, "sas")
+        local = datetime.fromtimestamp(now - 1, UTC).astimezone(ZoneInfo(self.plan.site.timezone))
+        if self.hours and self.hours[-1]["hour"] == local.strftime("%H:00"):
+            return
+        if r.offered or self.hours:
+            self.hours.append({"hour": local.strftime("%H:00"), "offered": r.offered, "answered": r.answered,
+                               "abandoned": int(totals[("sas", "", "abandoned")]), "qs30": r.qs30})
+
+    def _show_progress(self, now: float, end: float) -> None:
+        assert self.site is not None and self.site.supervision is not None
+        done = min(1.0, (now - self.start) / max(1.0, end - self.start))
+        bar = "#" * int(done * 30)
+        local = datetime.fromtimestamp(now, UTC).astimezone(ZoneInfo(self.plan.site.timezone))
+        sas = ratios(self.site.supervision.figures.window("all", now), "sas")
+        waiting = sum(1 for _ in self.site.engine.tracker.waiting())
+        sys.stderr.write(f"\r[{bar:<30}] {done:4.0%} {local:%a %H:%M} calls {sas.offered:>5} answered "
+                         f"{sas.answered:>5} QS30 {_pct(sas.qs30):>6} waiting {waiting:>3}   ")
+        sys.stderr.flush()
+
+
+def _queue_index(plan: Plan, queue: str) -> int:
+    """Queues of the same role (two specialist queues) get distinct extension ranges."""
+    role = plan.queues[queue].role.value
+    same = [q for q, spec in plan.queues.items() if spec.role.value == role]
+    return same.index(queue)
+
+
+def plot_day(result: DayResult, path: Path) -> Path:
+    """Calls per hour, QS30 per hour and the waiting callers over the day, to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, middle, bottom) = plt.subplots(3, 1, figsize=(11, 9), sharex=False)
+    labels = [h["hour"] for h in result.hours]
+    top.bar(labels, [h["offered"] for h in result.hours], color="#8aa0b3", label="offered")
+    top.bar(labels, [h["answered"] for h in result.hours], color="#38b26b", label="answered")
+    top.plot(labels, [h["abandoned"] for h in result.hours], color="#e5484d", marker="o", label="abandoned")
+    top.set_title(f"{result.site}: calls per hour")
+    top.legend(loc="upper left")
+    top.tick_params(axis="x", labelrotation=60, labelsize=7)
+    middle.plot(labels, [math.nan if h["qs30"] is None else 100 * h["qs30"] for h in result.hours], color="#38b26b",
+                marker="o")
+    middle.axhline(90, color="#8aa0b3", linestyle="--", label="target 90 %")
+    middle.set_ylim(0, 105)
+    middle.set_title("QS30 per hour (% of answered calls picked up in under 30 s)")
+    middle.tick_params(axis="x", labelrotation=60, labelsize=7)
+    hours = [(p["at"] - result.start) / 3600 for p in result.trend]
+    bottom.plot(hours, [p["waiting"] for p in result.trend], color="#e7a73a", label="callers waiting")
+    bottom.plot(hours, [p["longest_wait"] / 60 for p in result.trend], color="#e5484d", label="longest wait (min)")
+    bottom.set_xlabel("hours since start")
+    bottom.legend(loc="upper left")
+    bottom.set_title("Load every 30 s")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
