@@ -194,13 +194,16 @@ def simulate(
     calls: float = typer.Option(3000.0, "--calls-per-day", min=1, help="Calls on an ordinary weekday."),
     surge: float = typer.Option(1.0, "--surge", min=0.1, max=20, help="Multiplier on every arrival rate."),
     seed: int = typer.Option(1, "--seed", help="Same seed, same calls."),
-    real_time: bool = typer.Option(False, "--real-time", help="Run on the wall clock instead of fast-forward."),
+    real_time: bool = typer.Option(False, "--real-time", help="Run on the wall clock from now (the live demo)."),
+    token: str = typer.Option("", "--token", envvar="SAS_SIM_TOKEN",
+                              help="Supervisor token for the dashboard (default: a random one, printed)."),
     plot: Path | None = typer.Option(None, "--plot", help="Write the day's figures to this PNG."),
     journal: str = typer.Option("", "--journal", help="Journal database URL (default: none)."),
     port: int = typer.Option(0, "--port", help="Control API, dashboard and /metrics port (0: any free one)."),
 ) -> None:
     """A SAS day through the real engine: callers, desks, qualifications, transfers, staffing by hour."""
     import asyncio
+    import time
 
     from engine.logs import configure_logging
     from simulator.day import DaySimulation, plot_day
@@ -208,7 +211,7 @@ def simulate(
 
     try:
         site_plan = load_plan(plan)
-        start = local_midnight(site_plan, day) + start_hour * 3600
+        start = time.time() if real_time else local_midnight(site_plan, day) + start_hour * 3600
     except (ValueError, PlanError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=1) from None
@@ -217,7 +220,8 @@ def simulate(
 
     async def go() -> None:
         sim = DaySimulation(site_plan, plan, profile, start=start, duration=hours * 3600, seed=seed,
-                            fast=not real_time, http_port=port, journal_url=journal or None, progress=True)
+                            fast=not real_time, http_port=port, journal_url=journal or None, progress=True,
+                            token=token or None)
         try:
             site = await sim.open()
             typer.echo(f"{len(sim.calls)} calls to place; dashboard {site.base_url}/dashboard "

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The demo: validate both example site plans and render their Asterisk configuration.
+# The demo: the two example site plans checked and rendered, calls through the emulated switch
+# without and with the engine, then a live SAS under simulated load with its supervisors' dashboard.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SAS=.venv/bin/sas-router
@@ -13,8 +14,20 @@ echo "== the emulated Rhône switchboard (Asterisk 22 stand-in) routing calls wi
 .venv/bin/python -m simulator.demo_call
 echo
 echo "== the routing engine on the emulated switchboard: desks qualify and transfer through the API"
+.venv/bin/python -m simulator.demo_live --once --port 0
+echo
+echo "== capacity: desks needed per hour for the Rhône's day (Erlang C)"
+$SAS capacity --calls-per-hour 190 --handle 60 --plan dialplans/sas-69.yaml | head -4
+echo
+TOKEN=${SAS_SIM_TOKEN:-demo-supervisor}
+PORT=${DEMO_PORT:-8080}
 if [ "${DEMO_ONCE:-0}" = "1" ]; then
-  .venv/bin/python -m simulator.demo_live --once --port 0
+  echo "== a simulated morning hour of the Rhône, fast-forward through the real engine"
+  $SAS simulate --day 2026-11-24 --from 10 --hours 1 --plot var/demo/morning.png
 else
-  .venv/bin/python -m simulator.demo_live --port "${DEMO_PORT:-8080}"
+  echo "== live: the Rhône under a busy day's load, in real time. Open the dashboard:"
+  echo "   http://127.0.0.1:$PORT/dashboard   token: $TOKEN   (metrics: http://127.0.0.1:$PORT/metrics)"
+  echo "   Ctrl-C stops everything."
+  $SAS simulate --real-time --hours 24 --calls-per-day 12000 --port "$PORT" --token "$TOKEN" \
+      --journal sqlite:///var/demo/journal.sqlite3
 fi

@@ -134,7 +134,7 @@ class DaySimulation:
     def __init__(self, plan: Plan, plan_file: Path, profile: LoadProfile, *, start: float, duration: float,
                  seed: int = 1, fast: bool = True, http_port: int = 0, journal_url: str | None = None,
                  mqtt: MqttConfig | None = None, staffing: Callable[[float], dict[str, int]] | None = None,
-                 progress: bool = False, overflow: bool = False) -> None:
+                 progress: bool = False, overflow: bool = False, token: str | None = None) -> None:
         """``overflow`` False (default) switches the plan's overflow rules off through the API at
         the start, as a supervisor does when no partner is linked (one emulated site alone)."""
         self.plan, self.plan_file, self.profile = plan, plan_file, profile
@@ -144,7 +144,7 @@ class DaySimulation:
         self.progress = progress
         self.overflow = overflow
         self.rng = random.Random(seed * 31 + 7)
-        self.token = secrets.token_urlsafe(16)
+        self.token = token or secrets.token_urlsafe(16)
         self.calls = plan_day(plan, profile, start, duration, seed)
         self.callers: dict[str, CallerState] = {}
         self.desks: dict[str, list[Desk]] = {}

@@ -1,0 +1,193 @@
+"""Benchmarks, run on demand (``make bench``), never as timed tests: they print figures.
+
+1. Engine throughput on the recorded real-Asterisk AMI stream, against panoramisk's own parse
+   of the same bytes (a ratio, same run): how much the call tracker costs on top of reading.
+2. Memory per tracked call with 10 000 live calls.
+3. Desk-perceived transfer latency on a live site over TCP and HTTP (real time): from the
+   qualify request to the caller seen joining the target queue (the caller's gap), p50/p99, and
+   the AMI action round trips behind it.
+4. A whole simulated SAS day through the real engine (fast-forward): wall time, new calls per
+   second sustained, AMI events per second, CPU, peak RSS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from panoramisk.message import Message as PanoramiskMessage
+
+from engine.ami import as_event
+from engine.api import Client
+from engine.core.tracker import Tracker
+from engine.logs import configure_logging
+from engine.plan import contexts as C
+from engine.plan import load_plan
+from simulator.day import DaySimulation
+from simulator.live import eventually, start_live_site
+from simulator.load import LoadProfile, local_midnight
+from simulator.softswitch.ami_codec import encode
+from simulator.softswitch.site import add_agent
+from simulator.transcripts import load_transcript
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDINGS = ROOT / "tests" / "fixtures" / "transcripts"
+IDS = ("Uniqueid", "Linkedid", "DestUniqueid", "DestLinkedid", "Channel", "DestChannel")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def recorded_stream(replicas: int) -> list[bytes]:
+    """Every event the real Asterisk sent in the recordings, repeated with fresh ids per copy."""
+    events = [frame.message for path in sorted(RECORDINGS.glob("*.log")) for frame in load_transcript(path)
+              if frame.is_event]
+    blocks = []
+    for copy in range(replicas):
+        for message in events:
+            pairs = [(k, f"{v}-{copy}" if k in IDS and v else v) for k, v in message.pairs]
+            blocks.append(encode(pairs))
+    return blocks
+
+
+def bench_throughput() -> dict[str, Any]:
+    blocks = recorded_stream(150)
+    texts = [b.decode("ascii", "ignore").rstrip("\r\n") for b in blocks]
+    started = time.perf_counter()
+    for text in texts:
+        PanoramiskMessage.from_line(text)
+    parse = time.perf_counter() - started
+    tracker = Tracker()
+    clock = 1_800_000_000.0
+    started = time.perf_counter()
+    for index, text in enumerate(texts):
+        message = PanoramiskMessage.from_line(text)
+        tracker.feed(as_event(message), clock + index * 0.001)
+    engine = time.perf_counter() - started
+    return {"events": len(texts), "panoramisk_parse_events_per_s": round(len(texts) / parse),
+            "engine_events_per_s": round(len(texts) / engine), "engine_over_parse": round(engine / parse, 2)}
+
+
+def bench_memory(calls: int = 10_000) -> dict[str, Any]:
+    tracker = Tracker()
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for n in range(calls):
+        uid = f"1800000000.{n}"
+        base = {"Uniqueid": uid, "Linkedid": uid, "Channel": f"PJSIP/operator-{n:08x}"}
+        for variable, value in ((C.VAR_LINE, "15"), (C.VAR_CALL_ID, f"sas-69-{uid}"), (C.VAR_CALLER_NUM, "0612"),
+                                (C.VAR_PRIO, "3")):
+            tracker.feed({"Event": "VarSet", **base, "Variable": f"__{variable}", "Value": value}, 1.8e9 + n)
+        tracker.feed({"Event": "QueueCallerJoin", **base, "Queue": "n1-arm", "Position": "1", "Count": "1"},
+                     1.8e9 + n)
+    used = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    assert len(tracker.calls) == calls
+    return {"calls": calls, "bytes_per_call": round(used / calls)}
+
+
+async def bench_transfers(rounds: int = 200) -> dict[str, Any]:
+    token = "bench"
+    site = await start_live_site(ROOT / "dialplans" / "sas-69.yaml", {token: Client("bench", "admin")},
+                                 record_events=False)
+    gaps: list[float] = []
+    try:
+        await eventually(lambda: site.engine.link.connected and site.engine.resyncs >= 1, what="engine up")
+        async with aiohttp.ClientSession(base_url=site.base_url,
+                                         headers={"Authorization": f"Bearer {token}"}) as http:
+            # Ten N1 desks: each has a 5 s wrap-up after a transfer, the rounds must not wait for it.
+            for ext, queue in [(str(1001 + i), "n1-arm") for i in range(10)] + [(str(2001 + i), "n2-amu")
+                                                                               for i in range(8)]:
+                add_agent(site.switch, ext, answer_after=0.0)
+                async with http.post("/api/agents/login", json={"interface": f"PJSIP/{ext}", "queues": [queue],
+                                                                "name": ext, "role": "arm-n1"}) as response:
+                    response.raise_for_status()
+            await eventually(lambda: len(site.engine.tracker.agents) == 18, what="desks")
+            site.engine.link.latencies.clear()
+            for n in range(rounds):
+                channel = site.switch.inbound_call(C.OPERATOR_ENDPOINT, "15", caller_num=f"06{n:08d}")
+                assert channel is not None
+                site.server._wake.set()
+                call = await eventually(lambda ch=channel: (c := site.engine.tracker.calls.get(ch.uniqueid))
+                                        and c.current_leg and c, timeout=15, what="N1 answer")
+                started = time.perf_counter()
+                async with http.post(f"/api/calls/{channel.uniqueid}/qualify", json={"level": "P1"}) as response:
+                    response.raise_for_status()
+                while call.current_queue != "n2-amu":
+                    await asyncio.sleep(0)
+                gaps.append(time.perf_counter() - started)
+                site.switch.request_hangup(channel, 16, soft=False)
+                site.server._wake.set()
+        latencies = list(site.engine.link.latencies)
+    finally:
+        await site.stop()
+    return {"transfers": len(gaps), "caller_gap_p50_ms": round(1000 * percentile(gaps, 0.5), 2),
+            "caller_gap_p99_ms": round(1000 * percentile(gaps, 0.99), 2),
+            "ami_action_p50_ms": round(1000 * percentile(latencies, 0.5), 2),
+            "ami_action_p99_ms": round(1000 * percentile(latencies, 0.99), 2)}
+
+
+async def bench_day() -> dict[str, Any]:
+    plan_file = ROOT / "dialplans" / "sas-69.yaml"
+    plan = load_plan(plan_file)
+    cpu = time.process_time()
+    sim = DaySimulation(plan, plan_file, LoadProfile(), start=local_midnight(plan, "2026-11-24"), duration=86400)
+    try:
+        result = await sim.run()
+        latencies = list(sim.site.engine.link.latencies) if sim.site else []
+    finally:
+        await sim.close()
+    sas = result.summary["sas"]
+    return {"calls": result.planned_calls, "wall_seconds": round(result.wall_seconds, 1),
+            "cpu_seconds": round(time.process_time() - cpu, 1),
+            "new_calls_per_s": round(result.planned_calls / result.wall_seconds, 1),
+            "ami_events": result.ami_events, "ami_events_per_s": round(result.ami_events / result.wall_seconds),
+            "ami_action_p50_ms": round(1000 * percentile(latencies, 0.5), 2) if latencies else None,
+            "ami_action_p99_ms": round(1000 * percentile(latencies, 0.99), 2) if latencies else None,
+            "qs30": sas["qs30"], "abandoned": sas.get("abandoned", 0)}
+
+
+def main() -> None:
+    configure_logging("console", level=40)
+    machine = f"{platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}"
+    print(f"sas-router benchmarks on {machine}")
+    figures: dict[str, Any] = {"machine": machine}
+    figures["throughput"] = bench_throughput()
+    t = figures["throughput"]
+    print(f"1. recorded stream, {t['events']} events: panoramisk parse {t['panoramisk_parse_events_per_s']:,} ev/s, "
+          f"parse + tracker {t['engine_events_per_s']:,} ev/s (x{t['engine_over_parse']} the parse alone)")
+    figures["memory"] = bench_memory()
+    memory = figures["memory"]
+    print(f"2. {memory['calls']:,} live calls tracked: {memory['bytes_per_call']:,} bytes per call")
+    figures["transfers"] = asyncio.run(bench_transfers())
+    t = figures["transfers"]
+    print(f"3. {t['transfers']} transfers N1 -> N2 over TCP/HTTP: caller gap p50 {t['caller_gap_p50_ms']} ms, "
+          f"p99 {t['caller_gap_p99_ms']} ms; AMI actions p50 {t['ami_action_p50_ms']} ms, "
+          f"p99 {t['ami_action_p99_ms']} ms")
+    figures["day"] = asyncio.run(bench_day())
+    d = figures["day"]
+    print(f"4. simulated 24 h day, {d['calls']} calls: {d['wall_seconds']} s wall, {d['cpu_seconds']} s CPU, "
+          f"{d['new_calls_per_s']} new calls/s, {d['ami_events_per_s']:,} AMI events/s; AMI actions p50 "
+          f"{d['ami_action_p50_ms']} ms, p99 {d['ami_action_p99_ms']} ms; QS30 {d['qs30']:.1%}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures["peak_rss_mb"] = round(peak)
+    print(f"peak RSS of the whole run: {peak:.0f} MB")
+    out = ROOT / "var" / "bench.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    print(f"figures written to {out.relative_to(ROOT)}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
