@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.core.calls import VisitOutcome
+from engine.core.calls import Call, VisitOutcome
+from simulator.softswitch.model import Channel
 from tests.integration.harness import Site, eventually, shifted_clock, start_site
 
 
@@ -43,16 +44,22 @@ async def test_15_answered_in_n1_then_p1_to_n2_amu_without_dropping_the_caller(s
     assert not [e for e in site.events if e.name == "Hangup" and e.get("Uniqueid") == caller.uniqueid]
 
 
+async def answered_in_n1(site: Site) -> tuple[str, Channel, Call]:
+    """An N1 desk and an N2 AMU desk logged in, a 15 call answered by the N1 desk."""
+    n1, amu = site.desk("1001"), site.desk("2001")
+    await site.login(n1, ["n1-arm"], "arm-n1")
+    await site.login(amu, ["n2-amu"], "arm-amu")
+    caller = site.call("15", "0612345678")
+    call = await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
+    await eventually(lambda: call.current_leg is not None, what="N1 answer")
+    return n1, caller, call
+
+
 async def test_the_n1_desk_takes_the_next_call_while_the_first_caller_talks_in_n2(site: Site) -> None:
     # The Rhône's N1 has a 5 s wrap-up: app_queue offers no call to a member still "in call" from a
     # queue with wrap-up, and only the transfer's AgentComplete ends that state.
     assert site.plan.queues["n1-arm"].wrapup == 5
-    n1, amu = site.desk("1001"), site.desk("2001")
-    await site.login(n1, ["n1-arm"], "arm-n1")
-    await site.login(amu, ["n2-amu"], "arm-amu")
-    first = site.call("15", "0612345678")
-    call = await eventually(lambda: site.engine.tracker.calls.get(first.uniqueid), what="call tracked")
-    await eventually(lambda: call.current_leg is not None, what="N1 answer")
+    n1, first, call = await answered_in_n1(site)
     status, body = await site.post(f"/api/calls/{call.call_id}/qualify", {"level": "P1"})
     assert status == 200 and body["mechanism"] == "transfer", body
     await eventually(lambda: call.current_leg is not None and call.current_leg.queue == "n2-amu", what="N2 answer")
@@ -64,12 +71,7 @@ async def test_the_n1_desk_takes_the_next_call_while_the_first_caller_talks_in_n
 
 
 async def test_a_refused_transfer_falls_back_to_a_redirect_of_the_caller(site: Site) -> None:
-    n1, amu = site.desk("1001"), site.desk("2001")
-    await site.login(n1, ["n1-arm"], "arm-n1")
-    await site.login(amu, ["n2-amu"], "arm-amu")
-    caller = site.call("15", "0612345678")
-    call = await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
-    await eventually(lambda: call.current_leg is not None, what="N1 answer")
+    _, caller, call = await answered_in_n1(site)
     call.current_leg.agent_channel = "PJSIP/1001-ffffffff"  # a leg the switch does not know
     status, body = await site.post(f"/api/calls/{call.call_id}/qualify", {"level": "P1"})
     assert status == 200 and body["mechanism"] == "redirect", body
