@@ -239,6 +239,48 @@ def simulate(
         typer.echo("simulation stopped")
 
 
+@app.command("sip-load")
+def sip_load(
+    server: str = typer.Option(..., "--server", help="The Asterisk's address (SIP over UDP)."),
+    username: str = typer.Option(..., "--user", help="The PJSIP account the simulated callers use."),
+    password: str = typer.Option(..., "--password", envvar="SAS_SIP_PASSWORD", help="Its secret (env var)."),
+    my_ip: str = typer.Option(..., "--my-ip", help="This machine's address as the Asterisk reaches it."),
+    port: int = typer.Option(5060, "--port", help="The Asterisk's SIP port."),
+    sip_port: int = typer.Option(5062, "--sip-port", help="Local SIP port."),
+    plan: Path = typer.Option(Path("dialplans/sas-69.yaml"), "--plan", help="The site plan (its lines' numbers)."),
+    day: str = typer.Option("2026-11-24", "--day", help="Local date whose profile is played (YYYY-MM-DD)."),
+    start_hour: float = typer.Option(10.0, "--from", min=0, max=23.99, help="Local hour the period starts at."),
+    hours: float = typer.Option(1.0, "--hours", min=0.01, max=24, help="Length of the period."),
+    calls: float = typer.Option(3000.0, "--calls-per-day", min=1, help="Calls on an ordinary weekday."),
+    speed: float = typer.Option(1.0, "--speed", min=0.01, max=10, help="Wall seconds per simulated second."),
+    seed: int = typer.Option(1, "--seed", help="Same seed, same calls."),
+) -> None:
+    """Real SIP calls into a real Asterisk (pyVoIP), from the load simulator's caller model."""
+    from engine.logs import configure_logging
+    from simulator.load import LoadProfile, local_midnight, plan_day
+    from simulator.sip_driver import SipAccount, SipLoad
+
+    configure_logging("console")
+    try:
+        site_plan = load_plan(plan)
+        start = local_midnight(site_plan, day) + start_hour * 3600
+    except (ValueError, PlanError) as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(code=1) from None
+    profile = LoadProfile(calls_per_day=calls)
+    planned = plan_day(site_plan, profile, start, hours * 3600, seed)
+    typer.echo(f"{len(planned)} calls to place on {server}:{port} as {username}")
+    load = SipLoad(SipAccount(server, port, username, password, my_ip, sip_port), profile, speed=speed)
+    try:
+        outcomes = load.run(planned)
+    except KeyboardInterrupt:
+        outcomes = load.outcomes
+    states: dict[str, int] = {}
+    for outcome in outcomes:
+        states[outcome.state] = states.get(outcome.state, 0) + 1
+    typer.echo("placed " + str(len(outcomes)) + ": " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+
+
 @app.command("capacity")
 def capacity(
     calls_per_hour: float = typer.Option(..., "--calls-per-hour", min=0.1, help="Arrivals in the busy hour."),

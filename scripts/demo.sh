@@ -17,7 +17,7 @@ echo "== the routing engine on the emulated switchboard: desks qualify and trans
 .venv/bin/python -m simulator.demo_live --once --port 0
 echo
 echo "== capacity: desks needed per hour for the Rhône's day (Erlang C)"
-$SAS capacity --calls-per-hour 190 --handle 60 --plan dialplans/sas-69.yaml | head -4
+$SAS capacity --calls-per-hour 190 --handle 60 --plan dialplans/sas-69.yaml
 echo
 TOKEN=${SAS_SIM_TOKEN:-demo-supervisor}
 PORT=${DEMO_PORT:-8080}
