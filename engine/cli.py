@@ -60,22 +60,43 @@ def softswitch(
     username: str = typer.Option("sas-router", help="AMI user the engine logs in as."),
     secret: str = typer.Option(..., envvar="SAS_AMI_SECRET", prompt=False,
                                help="AMI secret (or SAS_AMI_SECRET); never logged."),
+    control_port: int | None = typer.Option(None, "--control-port",
+                                            help="Also serve the emulator's control API (calls, desks, faults)."),
+    control_token: str = typer.Option("", "--control-token", envvar="SAS_SOFTSWITCH_TOKEN",
+                                      help="Bearer token of the control API (or SAS_SOFTSWITCH_TOKEN)."),
+    newexten: bool = typer.Option(True, "--newexten/--no-newexten",
+                                  help="Publish Newexten events (a real site often filters them out)."),
 ) -> None:
     """Run the Asterisk 22 softswitch emulator for one site, speaking AMI over TCP."""
     import asyncio
 
+    from engine.logs import configure_logging
     from simulator.softswitch.clock import Scheduler
+    from simulator.softswitch.control import SoftswitchControl, serve_control
     from simulator.softswitch.server import AmiServer, User
     from simulator.softswitch.site import build_site
 
+    if control_port is not None and len(control_token) < 8:
+        typer.echo("--control-port needs --control-token (or SAS_SOFTSWITCH_TOKEN) of 8 characters or more",
+                   err=True)
+        raise typer.Exit(code=2)
+    configure_logging("console")
+
     async def serve() -> None:
         switch = build_site(plan, Scheduler(virtual=False))
+        switch.newexten_events = newexten
         server = AmiServer(switch, {username: User(secret)})
         bound = await server.start(host, port)
         typer.echo(f"softswitch for {switch.system_name} listening for AMI on {host}:{bound} (Ctrl-C stops it)")
+        runner = None
+        if control_port is not None:
+            runner = await serve_control(SoftswitchControl(server, control_token), host, control_port)
+            typer.echo(f"control API on http://{host}:{runner.addresses[0][1]} (bearer token required)")
         try:
             await asyncio.Event().wait()
         finally:
+            if runner is not None:
+                await runner.cleanup()
             await server.stop()
 
     try:

@@ -10,7 +10,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "sas-router"
@@ -72,3 +74,73 @@ def test_the_live_demo_routes_and_transfers_calls() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     assert "AMU → MG" in result.stdout and "n1-arm(answered" in result.stdout
     assert "never hung up" in result.stdout
+
+
+def post(url: str, body: dict, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=3) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_the_emulator_control_api_drives_calls_desks_and_faults(tmp_path: Path) -> None:
+    ami, http, control = free_port(), free_port(), free_port()
+    env = {**os.environ, "SAS_AMI_SECRET": "cli-secret", "SAS_API_TOKENS": "sup-token:sup-1:supervisor",
+           "SAS_SOFTSWITCH_TOKEN": "switch-token-1"}
+    config = tmp_path / "engine.yaml"
+    config.write_text(f"ami: {{port: {ami}}}\nhttp: {{port: {http}}}\nlog_format: json\n")
+    switch = subprocess.Popen([str(BIN), "softswitch", "--plan", "dialplans/sas-69.yaml", "--port", str(ami),
+                               "--control-port", str(control), "--no-newexten"],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    engine = None
+    base, api = f"http://127.0.0.1:{control}", f"http://127.0.0.1:{http}"
+    try:
+        wait_for(lambda: get(f"{base}/channels")[0] == 401, "control API up, refusing a missing token")
+        engine = subprocess.Popen([str(BIN), "run", "--plan", "dialplans/sas-69.yaml", "--config", str(config)],
+                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: get(f"{api}/health")[1].get("ami") == "up", "engine on the emulator")
+        assert post(f"{base}/calls", {"number": "15"}, "wrong-token")[0] == 401
+        assert post(f"{base}/desks", {"extension": "1001", "answer_after": None}, "switch-token-1")[0] == 201
+        status, _ = post(f"{api}/api/agents/login", {"interface": "PJSIP/1001", "queues": ["n1-arm"],
+                                                      "name": "ARM Martin", "role": "arm-n1"}, "sup-token")
+        assert status == 200
+        status, bad = post(f"{base}/calls", {"number": "15", "caller": "06\r\nAction: Hangup"}, "switch-token-1")
+        assert status == 422 and "caller" in bad["error"]
+        status, placed = post(f"{base}/calls", {"number": "15", "caller": "0612345678", "name": "Dupont"},
+                              "switch-token-1")
+        assert status == 201
+        calls = wait_for(lambda: [c for c in get(f"{api}/api/calls", "sup-token")[1]
+                                  if c["uniqueid"] == placed["uniqueid"] and c["state"] == "waiting"], "call queued")
+        assert calls[0]["line"] == "15"
+        # The desk rings and answers on command, as the load simulator or a rehearsal would make it.
+        wait_for(lambda: post(f"{base}/desks/1001/answer", {}, "switch-token-1")[0] == 200, "desk answers")
+        wait_for(lambda: [c for c in get(f"{api}/api/calls", "sup-token")[1]
+                          if c["uniqueid"] == placed["uniqueid"] and c["state"] == "talking"], "call answered")
+        # Faults: every AMI connection dropped, then the switch restarted: the engine comes back.
+        assert post(f"{base}/faults/drop-ami", {}, "switch-token-1")[1]["dropped"] >= 1
+        assert post(f"{base}/faults/restart", {}, "switch-token-1")[1]["restarted"] is True
+        wait_for(lambda: get(f"{api}/health")[1].get("ami") == "up", "engine reconnected", timeout=20)
+        wait_for(lambda: get(f"{api}/api/calls", "sup-token")[1] == [], "the restart's hung-up call is gone")
+    finally:
+        for process in (engine, switch):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
+    output = switch.stdout.read().decode()  # type: ignore[union-attr]
+    assert "control request refused" in output and "switch-token-1" not in output
