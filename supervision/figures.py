@@ -135,11 +135,26 @@ class Figures:
             for day in sorted(self.days)[: len(self.days) - self.keep_days]:
                 del self.days[day]
 
+    @staticmethod
+    def _call_scopes(line: str) -> tuple[tuple[str, str], ...]:
+        """Where a call-level figure counts: the whole SAS, and the call's line."""
+        return (("sas", ""), ("line", line)) if line else (("sas", ""),)
+
     def _both(self, at: float, line: str, metric: str, value: float = 1.0) -> None:
         """A call-level figure for the whole SAS and for the call's line."""
-        self._add(at, "sas", "", metric, value)
-        if line:
-            self._add(at, "line", line, metric, value)
+        for scope, name in self._call_scopes(line):
+            self._add(at, scope, name, metric, value)
+
+    def _answered(self, at: float, wait: float, *scopes: tuple[str, str]) -> None:
+        """One pick-up after ``wait`` seconds, in each (scope, name): the QS30 and QS60 numerators
+        are "strictly under" (annex 3: 30.0 s is not under 30 s)."""
+        for scope, name in scopes:
+            self._add(at, scope, name, "answered")
+            self._add(at, scope, name, "wait_sum", wait)
+            if wait < 30:
+                self._add(at, scope, name, "answered_30")
+            if wait < 60:
+                self._add(at, scope, name, "answered_60")
 
     def observe(self, notice: Notice, call: Call | None, role_of: Callable[[str], str] = lambda _i: "") -> None:
         """Count one tracker notice. ``call`` is the call it concerns (live or just ended)."""
@@ -185,12 +200,7 @@ class Figures:
         wait = float(data.get("wait") or 0.0)
         destination = str(data.get("destination") or "")
         if outcome == VisitOutcome.ANSWERED.value:
-            self._add(at, "queue", queue, "answered")
-            self._add(at, "queue", queue, "wait_sum", wait)
-            if wait < 30:
-                self._add(at, "queue", queue, "answered_30")
-            if wait < 60:
-                self._add(at, "queue", queue, "answered_60")
+            self._answered(at, wait, ("queue", queue))
             counts = self.wait_histogram.setdefault(queue, [0] * (len(WAIT_BUCKETS) + 1))
             counts[next((i for i, bound in enumerate(WAIT_BUCKETS) if wait <= bound), len(WAIT_BUCKETS))] += 1
             self.wait_sum[queue] += wait
@@ -211,30 +221,16 @@ class Figures:
         if not call.visits:
             return
         if len(call.legs) == 1:  # the call's first pick-up here
-            wait = at - call.visits[0].joined_at
-            self._both(at, call.line, "answered")
-            self._both(at, call.line, "wait_sum", wait)
-            if wait < 30:
-                self._both(at, call.line, "answered_30")
-            if wait < 60:
-                self._both(at, call.line, "answered_60")
+            self._answered(at, at - call.visits[0].joined_at, *self._call_scopes(call.line))
         if queue in self.n1:
             if len(call.legs) == 1:
-                self._level(at, "n1", at - call.visits[0].joined_at)
+                self._answered(at, at - call.visits[0].joined_at, ("level", "n1"))
             return
         earlier_n2 = [leg for leg in call.legs[:-1] if leg.queue not in self.n1]
         if not earlier_n2:
             first_n2 = next((v for v in call.visits if v.queue not in self.n1), None)
             if first_n2 is not None:
-                self._level(at, "n2", at - first_n2.joined_at)
-
-    def _level(self, at: float, level: str, wait: float) -> None:
-        self._add(at, "level", level, "answered")
-        self._add(at, "level", level, "wait_sum", wait)
-        if wait < 30:
-            self._add(at, "level", level, "answered_30")
-        if wait < 60:
-            self._add(at, "level", level, "answered_60")
+                self._answered(at, at - first_n2.joined_at, ("level", "n2"))
 
     def _ended(self, call: Call, at: float) -> None:
         if call.legs:
