@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.core.calls import Call, VisitOutcome
+from engine.core.calls import Call, QueueVisit, VisitOutcome
 from engine.core.tracker import Notice
 from engine.plan import Plan
 
@@ -249,6 +249,44 @@ class Figures:
         self._both(at, call.line, "abandoned")
         if at - call.visits[0].joined_at < 30:
             self._both(at, call.line, "abandoned_30")
+
+    def replay(self, call: Call, role_of: Callable[[str], str] = lambda _i: "") -> None:
+        """Count a finished call again from its journal record, as the tracker's notices would
+        have counted it live: a restarted engine's "today" and "month" go on where they stopped."""
+        steps: list[tuple[float, int, str, Any]] = []
+        for index, visit in enumerate(call.visits):
+            steps.append((visit.joined_at, 0, "join", index))
+            if visit.left_at is not None:
+                steps.append((visit.left_at, 1, "leave", index))
+        for index, leg in enumerate(call.legs):
+            steps.append((leg.connected_at, 2, "connect", index))
+            if leg.ended_at is not None:
+                steps.append((leg.ended_at, 3, "leg-end", index))
+        live = Call(uniqueid=call.uniqueid, linkedid=call.linkedid, channel=call.channel, started_at=call.started_at,
+                    call_id=call.call_id, line=call.line, origin=call.origin, inbound=call.inbound,
+                    switched_to=call.switched_to)
+        for at, _, kind, index in sorted(steps, key=lambda step: (step[0], step[1])):
+            if kind == "join":
+                visit = call.visits[index]
+                live.visits.append(QueueVisit(visit.queue, visit.joined_at))
+                self.observe(Notice("queue-joined", at, call.uniqueid, {"queue": visit.queue}), live, role_of)
+            elif kind == "leave":
+                visit = call.visits[index]
+                live.visits[index].left_at, live.visits[index].outcome = visit.left_at, visit.outcome
+                live.visits[index].destination = visit.destination
+                self.observe(Notice("queue-left", at, call.uniqueid, {
+                    "queue": visit.queue, "outcome": visit.outcome.value, "wait": visit.wait,
+                    "destination": visit.destination}), live, role_of)
+            elif kind == "connect":
+                live.legs.append(call.legs[index])
+                self.observe(Notice("agent-connected", at, call.uniqueid, {"queue": call.legs[index].queue}),
+                             live, role_of)
+            else:
+                leg = call.legs[index]
+                self.observe(Notice("agent-leg-ended", at, call.uniqueid, {
+                    "queue": leg.queue, "interface": leg.interface, "talk_time": leg.talk_time}), live, role_of)
+        if call.ended_at is not None:
+            self.observe(Notice("call-ended", call.ended_at, call.uniqueid, {}), live, role_of)
 
     def sample(self, at: float, waiting: int, longest_wait: float, agents: dict[str, int]) -> None:
         """A point of the load trend (the adapter calls it every 30 s)."""

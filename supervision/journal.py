@@ -21,13 +21,13 @@ from typing import Any
 import structlog
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.aio import cancel_and_wait
-from engine.core.calls import Call, VisitOutcome
-from supervision.models import TABLES, CallRow, GapRow
+from engine.core.calls import AgentLeg, Call, QueueVisit, VisitOutcome
+from supervision.models import TABLES, CallRow, GapRow, LegRow, VisitRow
 
 log = structlog.get_logger("supervision.journal")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -101,6 +101,39 @@ def call_rows(site: str, call: Call, role_of: Callable[[str], str]) -> list[Row]
                                    "confirmed": transfer.confirmed_at is not None,
                                    "fallback_queue": transfer.fallback_queue}))
     return rows
+
+
+def load_calls(db: Engine, site: str, since: float) -> tuple[list[Call], dict[str, str]]:
+    """The site's finished calls started since ``since``, rebuilt from the journal (visits and
+    desk legs), oldest first, with the role each desk interface had on its legs."""
+    with db.connect() as connection:
+        rows = connection.execute(select(CallRow).where(CallRow.site == site, CallRow.started_at >= since,
+                                                        CallRow.ended_at.is_not(None))
+                                  .order_by(CallRow.started_at)).all()
+        ids = [row.call_id for row in rows]
+        visits: dict[str, list[Any]] = {}
+        legs: dict[str, list[Any]] = {}
+        roles: dict[str, str] = {}
+        for chunk in range(0, len(ids), 500):
+            part = ids[chunk:chunk + 500]
+            for visit in connection.execute(select(VisitRow).where(VisitRow.call_id.in_(part))):
+                visits.setdefault(visit.call_id, []).append(visit)
+            for leg in connection.execute(select(LegRow).where(LegRow.call_id.in_(part))):
+                legs.setdefault(leg.call_id, []).append(leg)
+                roles[leg.interface] = leg.role
+    calls = []
+    for row in rows:
+        call = Call(uniqueid=row.uniqueid, linkedid=row.uniqueid, channel="", started_at=row.started_at,
+                    call_id=row.call_id, line=row.line, origin=row.origin, inbound=row.inbound,
+                    switched_to=row.switched_to, ended_at=row.ended_at)
+        call.visits = [QueueVisit(v.queue, v.joined_at, left_at=v.left_at, outcome=VisitOutcome(v.outcome),
+                                  destination=v.destination)
+                       for v in sorted(visits.get(row.call_id, []), key=lambda v: v.joined_at)]
+        call.legs = [AgentLeg(queue=leg.queue, interface=leg.interface, member_name=leg.member_name,
+                              connected_at=leg.connected_at, ended_at=leg.ended_at, end_reason=leg.end_reason)
+                     for leg in sorted(legs.get(row.call_id, []), key=lambda leg: leg.connected_at)]
+        calls.append(call)
+    return calls, roles
 
 
 class Journal:

@@ -20,12 +20,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
+from sqlalchemy.exc import SQLAlchemyError
 
 from engine.aio import cancel_and_wait, cancel_requested
 from engine.ami import LATENCY_BUCKETS
 from engine.core.tracker import Notice
 from supervision.figures import BUCKET, WAIT_BUCKETS, Figures, qs30_now, ratios
-from supervision.journal import Journal
+from supervision.journal import Journal, load_calls
 
 if TYPE_CHECKING:
     from engine.api import Client, ControlApi
@@ -139,11 +140,30 @@ class Supervision:
     async def start(self) -> None:
         if self.journal is not None:
             await self.journal.start()
+            if self.journal.up:
+                await self.restore()
         loops = [self._push_loop(), self._lag_loop(), self._live_loop()]
         if self.snapshot_every is not None:
             loops.append(self._snapshot_loop())
         for coro in loops:
             self._tasks.append(asyncio.ensure_future(coro))
+
+    async def restore(self) -> int:
+        """Count again this month's finished calls from the journal, so a restarted engine's
+        figures (today, the month, QS30) go on where they stopped. Calls still live at the restart
+        are adopted by the tracker and counted from then on."""
+        assert self.journal is not None
+        local = self.figures.local(self.engine.clock())
+        since = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0).timestamp()
+        try:
+            calls, roles = await asyncio.to_thread(load_calls, self.journal.db, self.plan.site.id, since)
+        except SQLAlchemyError as exc:
+            self.log.error("figures not restored from the journal", error=str(exc).splitlines()[0])
+            return 0
+        for call in calls:
+            self.figures.replay(call, lambda interface: roles.get(interface, ""))
+        self.log.info("figures restored from the journal", calls=len(calls), since=since)
+        return len(calls)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks, what="supervision")

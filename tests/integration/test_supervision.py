@@ -99,8 +99,10 @@ def broker() -> Iterator[Broker]:
     running.stop()
 
 
-async def supervised(journal_url: str, mqtt: MqttConfig | None = None) -> tuple[Engine, Supervision, Clock]:
+async def supervised(journal_url: str, mqtt: MqttConfig | None = None,
+                     now: float = 0.0) -> tuple[Engine, Supervision, Clock]:
     clock = Clock()
+    clock.now = now
     engine = Engine(plan=PLAN, link_factory=lambda _e: StubLink(), clock=clock, mqtt=mqtt)  # type: ignore[arg-type,return-value]
     supervision = Supervision(engine, journal=Journal(journal_url, "sas-69", clock=clock))
     await supervision.start()
@@ -182,6 +184,25 @@ async def test_journal_and_report_give_the_same_figures(sqlite_run, tmp_path: Pa
     assert "sas-69,calls answered by the SAS,T1.1,10,0" in csv_file.read_text(encoding="utf-8")
     bad = CliRunner().invoke(app, ["report", "monthly", "--month", "2026-13", "--db", url])
     assert bad.exit_code == 1 and "not a month" in bad.output
+
+
+async def test_a_restarted_engine_finds_the_days_figures_in_the_journal(sqlite_run, tmp_path: Path) -> None:
+    _, supervision, clock = sqlite_run
+    journal = supervision.journal
+    assert journal is not None and await journal.flush()
+    before = supervision.figures.summary("today", clock())
+    # A new process: fresh engine and supervision on the same journal, later the same day. Its
+    # start reads the month's finished calls back.
+    again, restarted, again_clock = await supervised(journal.url, now=clock() + 600)
+    try:
+        after = restarted.figures.summary("today", again_clock())
+        assert after["sas"] == before["sas"] and after["sas"]["qs30"] == EXPECTED["qs30"]
+        assert after["queues"] == before["queues"] and after["lines"] == before["lines"]
+        assert after["levels"] == before["levels"] and after["transfers"] == EXPECTED["transfers"]
+        assert after["handle_time"] == before["handle_time"]
+    finally:
+        await restarted.stop()
+        await again.stop()
 
 
 async def test_mqtt_snapshot_every_30_seconds_carries_the_figures(broker: Broker, tmp_path: Path) -> None:
