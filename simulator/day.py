@@ -36,7 +36,7 @@ from engine.plan import Plan
 from engine.plan import contexts as C
 from engine.plan.model import Priority
 from engine.service import EngineOptions
-from simulator.live import LiveSite, start_live_site
+from simulator.live import LiveSite, eventually, start_live_site
 from simulator.load import LoadProfile, PlannedCall, plan_day, staffing_for, talk_time
 from simulator.softswitch.clock import Scheduler
 from simulator.softswitch.model import Channel, Event
@@ -148,7 +148,6 @@ class DaySimulation:
         self.calls = plan_day(plan, profile, start, duration, seed)
         self.callers: dict[str, CallerState] = {}
         self.desks: dict[str, list[Desk]] = {}
-        self.by_interface: dict[str, Desk] = {}
         self.waits: dict[str, list[float]] = {}
         self.hours: list[dict[str, Any]] = []
         self.staffing_log: list[dict[str, Any]] = []
@@ -156,6 +155,8 @@ class DaySimulation:
         self.failed_requests = 0
         self._jobs: list[Callable[[], Awaitable[None]]] = []
         self._running: set[asyncio.Task[None]] = set()
+        #: Events the switch wrote that panoramisk consumed as list answers (never dispatched).
+        self._unmatched = 0
         self.site: LiveSite | None = None
         self.http: aiohttp.ClientSession | None = None
         self.scheduler = Scheduler(start if fast else None, virtual=fast)
@@ -174,12 +175,9 @@ class DaySimulation:
         self.site.engine.listeners.append(self._on_notice)
         self.http = aiohttp.ClientSession(base_url=self.site.base_url,
                                           headers={"Authorization": f"Bearer {self.token}"})
-        deadline = time.monotonic() + 10
         engine = self.site.engine
-        while not (engine.link.connected and engine.resyncs >= 1 and engine.mutual_aid.loaded):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the engine did not connect to the emulated switch")
-            await asyncio.sleep(0.01)
+        await eventually(lambda: engine.link.connected and engine.resyncs >= 1 and engine.mutual_aid.loaded,
+                         timeout=10, what="the engine connected to the emulated switch")
         if not self.overflow:
             for queue, spec in self.plan.queues.items():
                 if spec.overflow is not None:
@@ -309,7 +307,6 @@ class DaySimulation:
                 desk = Desk(queue, extension, roles[len(desks) % len(roles)])
                 add_agent(self.site.switch, extension, answer_after=self.rng.uniform(*self.profile.ring))
                 desks.append(desk)
-                self.by_interface[desk.interface] = desk
             for index, desk in enumerate(desks):
                 if index < count and not desk.logged_in:
                     desk.logged_in = True
@@ -375,8 +372,6 @@ class DaySimulation:
             for job in jobs:
                 await job()
             self.scheduler.run_due()
-
-    _unmatched = 0
 
     async def _fast_forward(self, end: float) -> None:
         assert self.site is not None
