@@ -71,9 +71,10 @@ def softswitch(
     import asyncio
 
     from engine.logs import configure_logging
+    from engine.plan.render import render_all
     from simulator.softswitch.clock import Scheduler
     from simulator.softswitch.control import SoftswitchControl, serve_control
-    from simulator.softswitch.server import AmiServer, User
+    from simulator.softswitch.server import AmiServer, User, users_from_manager_conf
     from simulator.softswitch.site import build_site
 
     if control_port is not None and len(control_token) < 8:
@@ -83,9 +84,13 @@ def softswitch(
     configure_logging("console")
 
     async def serve() -> None:
-        switch = build_site(plan, Scheduler(virtual=False))
+        site_plan = load_plan(plan)
+        switch = build_site(site_plan, Scheduler(virtual=False))
         switch.newexten_events = newexten
-        server = AmiServer(switch, {username: User(secret)})
+        # The AMI users of the rendered manager.conf (classes, event filters), as a real Asterisk;
+        # a user the file does not name gets every event.
+        users = users_from_manager_conf(render_all(site_plan)["manager.conf"], {username: secret})
+        server = AmiServer(switch, users or {username: User(secret)})
         bound = await server.start(host, port)
         typer.echo(f"softswitch for {switch.system_name} listening for AMI on {host}:{bound} (Ctrl-C stops it)")
         runner = None

@@ -32,6 +32,37 @@ class User:
     secret: str
     read: set[str] = field(default_factory=lambda: {"all"})
     write: set[str] = field(default_factory=lambda: {"all"})
+    #: manager.conf ``eventfilter`` lines, applied to every session of this user from login on,
+    #: as Asterisk does (``!`` excludes; without it, only matching events pass).
+    eventfilters: list[str] = field(default_factory=list)
+
+
+def users_from_manager_conf(text: str, secrets: dict[str, str]) -> dict[str, User]:
+    """The AMI users of a rendered ``manager.conf``: classes and event filters as Asterisk reads
+    them; the secrets come from elsewhere (the rendered file only includes a secret file)."""
+    users: dict[str, User] = {}
+    section = ""
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+            if section != "general":
+                users[section] = User(secrets.get(section, ""), set(), set(), [])
+            continue
+        key, _, value = (part.strip() for part in line.partition("="))
+        user = users.get(section)
+        if user is None:
+            continue
+        if key in ("read", "write"):
+            getattr(user, key).update(c.strip() for c in value.split(",") if c.strip())
+        elif key == "eventfilter":
+            re.compile(value.removeprefix("!"))  # a bad pattern is refused at load, not at the first event
+            user.eventfilters.append(value)
+        elif key == "secret":
+            user.secret = value
+    return {name: user for name, user in users.items() if user.secret}
 
 
 @dataclass
@@ -260,6 +291,11 @@ class AmiServer:
                                  message.get("Username"), "Error")
             return
         session.authenticated, session.user, session.username = True, user, message.get("Username")
+        for pattern in user.eventfilters:
+            if pattern.startswith("!"):
+                session.excludes.append(re.compile(pattern[1:]))
+            else:
+                session.includes.append(re.compile(pattern))
         if message.get("Events").lower() in ("off", "no", "false", "0"):
             session.events = False
         self._ok(session, message, "Authentication accepted")

@@ -135,3 +135,38 @@ async def test_panoramisk_drives_a_call_through_a_queue(server) -> None:
         assert "AgentComplete" in events
     finally:
         manager.close()
+
+
+async def test_the_rendered_manager_conf_decides_which_events_the_engine_gets() -> None:
+    from engine.plan import contexts as C
+    from engine.plan import load_plan
+    from engine.plan.render import render_all
+    from simulator.softswitch.server import users_from_manager_conf
+    from simulator.softswitch.site import add_agent, build_site
+
+    plan = load_plan(Path(__file__).resolve().parents[2] / "dialplans" / "sas-69.yaml")
+    users = users_from_manager_conf(render_all(plan)["manager.conf"], {"sas-router": "s3cret"})
+    assert set(users) == {"sas-router"} and "!Event: Newexten" in users["sas-router"].eventfilters
+    sw = build_site(plan, Scheduler(virtual=False))
+    srv = AmiServer(sw, users)
+    await srv.start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(b"Action: Login\r\nUsername: sas-router\r\nSecret: s3cret\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        add_agent(sw, "1001", answer_after=0.05)
+        sw.queues.add_member("n1-arm", "PJSIP/1001")
+        assert sw.inbound_call(C.OPERATOR_ENDPOINT, "15", caller_num="0612345678") is not None
+        srv._wake.set()
+        data = b""
+        with contextlib.suppress(TimeoutError):  # the greeting plays first: wait for the desk's answer
+            while b"Event: AgentConnect" not in data and (chunk := await asyncio.wait_for(reader.read(65536), 5)):
+                data += chunk
+        writer.close()
+    finally:
+        await srv.stop()
+    names = {line.split(b": ", 1)[1] for line in data.split(b"\r\n") if line.startswith(b"Event: ")}
+    assert {b"QueueCallerJoin", b"AgentConnect", b"VarSet", b"Newchannel", b"FullyBooted"} <= names
+    # Filtered out by the rendered eventfilter lines, or not in the user's read classes (security).
+    assert not names & {b"Newexten", b"DeviceStateChange", b"SuccessfulAuth"}
