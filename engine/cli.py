@@ -71,11 +71,10 @@ def softswitch(
     import asyncio
 
     from engine.logs import configure_logging
-    from engine.plan.render import render_all
     from simulator.softswitch.clock import Scheduler
     from simulator.softswitch.control import SoftswitchControl, serve_control
-    from simulator.softswitch.server import AmiServer, User, users_from_manager_conf
-    from simulator.softswitch.site import build_site
+    from simulator.softswitch.server import AmiServer, User
+    from simulator.softswitch.site import ami_users, build_site
 
     if control_port is not None and len(control_token) < 8:
         typer.echo("--control-port needs --control-token (or SAS_SOFTSWITCH_TOKEN) of 8 characters or more",
@@ -89,7 +88,7 @@ def softswitch(
         switch.newexten_events = newexten
         # The AMI users of the rendered manager.conf (classes, event filters), as a real Asterisk;
         # a user the file does not name gets every event.
-        users = users_from_manager_conf(render_all(site_plan)["manager.conf"], {username: secret})
+        users = ami_users(site_plan, {username: secret})
         server = AmiServer(switch, users or {username: User(secret)})
         bound = await server.start(host, port)
         typer.echo(f"softswitch for {switch.system_name} listening for AMI on {host}:{bound} (Ctrl-C stops it)")

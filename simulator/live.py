@@ -17,13 +17,12 @@ from typing import Any
 from engine.api import Client, ControlApi, serve
 from engine.mqtt import MqttConfig
 from engine.plan import Plan, load_plan
-from engine.plan.render import render_all
 from engine.service import Engine, EngineOptions, make_engine
 from simulator.softswitch.clock import Scheduler
 from simulator.softswitch.core import Softswitch
 from simulator.softswitch.model import Event
-from simulator.softswitch.server import AmiServer, users_from_manager_conf
-from simulator.softswitch.site import build_site
+from simulator.softswitch.server import AmiServer
+from simulator.softswitch.site import ami_users, build_site
 from supervision.figures import BUCKET
 from supervision.journal import Journal
 from supervision.service import Supervision
@@ -94,7 +93,7 @@ async def start_live_site(plan_file: Path, tokens: dict[str, Client], *, clock: 
         switch.listeners.append(events.append)
     # The AMI user as the rendered manager.conf defines it (classes, event filters): the engine
     # gets exactly the events a real Asterisk with that file would send it.
-    server = AmiServer(switch, users_from_manager_conf(render_all(plan)["manager.conf"], {AMI_USER: secret}))
+    server = AmiServer(switch, ami_users(plan, {AMI_USER: secret}))
     port = await server.start()
     engine = make_engine(plan, host="127.0.0.1", port=port, username=AMI_USER, secret=secret,
                          options=options or EngineOptions(), clock=clock, mqtt=mqtt)

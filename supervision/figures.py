@@ -97,7 +97,6 @@ class Figures:
         self.lifetime: Counter[Key] = Counter()
         #: Lifetime wait histogram per queue (answered visits): counts per WAIT_BUCKETS bound.
         self.wait_histogram: dict[str, list[int]] = {}
-        self.wait_sum: Counter[str] = Counter()
         self.hourly: dict[int, Counter[str]] = {}
         self.samples: deque[dict[str, Any]] = deque(maxlen=int(keep_hours * 3600 / BUCKET))
         self.keep_buckets = int(keep_hours * 3600 / BUCKET)
@@ -203,7 +202,6 @@ class Figures:
             self._answered(at, wait, ("queue", queue))
             counts = self.wait_histogram.setdefault(queue, [0] * (len(WAIT_BUCKETS) + 1))
             counts[next((i for i, bound in enumerate(WAIT_BUCKETS) if wait <= bound), len(WAIT_BUCKETS))] += 1
-            self.wait_sum[queue] += wait
         elif outcome == VisitOutcome.ABANDONED.value:
             self._add(at, "queue", queue, "abandoned")
             if wait < 30:

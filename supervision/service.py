@@ -457,7 +457,7 @@ class _Collector:
                 cumulative += count
                 buckets.append((_bound(bound), cumulative))
             buckets.append(("+Inf", cumulative + counts[-1]))
-            waits.add_metric([site, queue], buckets, s.figures.wait_sum[queue])
+            waits.add_metric([site, queue], buckets, life[("queue", queue, "wait_sum")])
         yield waits
         now = s.engine.clock()
         qs30 = GaugeMetricFamily("sas_qs30_ratio", "Share of answered calls picked up in under 30 s (annex 3)",

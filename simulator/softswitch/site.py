@@ -13,6 +13,7 @@ from engine.plan import contexts as C
 from engine.plan.render import render_all
 from simulator.softswitch.clock import Scheduler
 from simulator.softswitch.core import Endpoint, Softswitch, TrunkLink
+from simulator.softswitch.server import User, users_from_manager_conf
 
 
 def build_site(plan: Plan | Path | str, scheduler: Scheduler | None = None, *, seed: int = 1) -> Softswitch:
@@ -27,6 +28,12 @@ def build_site(plan: Plan | Path | str, scheduler: Scheduler | None = None, *, s
     for partner in plan.partners:
         sw.endpoint_contexts[partner] = C.partner_context(partner)
     return sw
+
+
+def ami_users(plan: Plan, secrets: dict[str, str]) -> dict[str, User]:
+    """The AMI users of the plan's rendered ``manager.conf`` (classes, event filters), with their
+    secrets from elsewhere: the emulator serves exactly what a real Asterisk with that file would."""
+    return users_from_manager_conf(render_all(plan)["manager.conf"], secrets)
 
 
 def link_sites(a: Softswitch, a_id: str, b: Softswitch, b_id: str) -> tuple[TrunkLink, TrunkLink]:

@@ -140,12 +140,10 @@ async def test_panoramisk_drives_a_call_through_a_queue(server) -> None:
 async def test_the_rendered_manager_conf_decides_which_events_the_engine_gets() -> None:
     from engine.plan import contexts as C
     from engine.plan import load_plan
-    from engine.plan.render import render_all
-    from simulator.softswitch.server import users_from_manager_conf
-    from simulator.softswitch.site import add_agent, build_site
+    from simulator.softswitch.site import add_agent, ami_users, build_site
 
     plan = load_plan(Path(__file__).resolve().parents[2] / "dialplans" / "sas-69.yaml")
-    users = users_from_manager_conf(render_all(plan)["manager.conf"], {"sas-router": "s3cret"})
+    users = ami_users(plan, {"sas-router": "s3cret"})
     assert set(users) == {"sas-router"} and "!Event: Newexten" in users["sas-router"].eventfilters
     sw = build_site(plan, Scheduler(virtual=False))
     srv = AmiServer(sw, users)
