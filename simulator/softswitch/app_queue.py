@@ -514,7 +514,7 @@ class AppQueue:
             sw.scheduler.call_at(member.wrapup_until, lambda: self.dispatch(q))
         self._prune()
 
-    def caller_left_bridge(self, ch: Channel) -> None:
+    def caller_left_bridge(self, ch: Channel, *, hanging_up: bool = False) -> None:
         """Queue()'s bridge ended for this caller: it records the call's timers on the channel
         (a hang-up reports the answered time first, a redirect or transfer the dialled time)."""
         for session in self.sessions_of(ch):
@@ -522,9 +522,9 @@ class AppQueue:
                 continue
             session.timers_set = True
             now = self.sw.now()
-            answered = ("ANSWEREDTIME", now - session.connected_at if ch.hungup else 0.0)
+            answered = ("ANSWEREDTIME", now - session.connected_at if hanging_up else 0.0)
             dialed = ("DIALEDTIME", now - ch.created)
-            for name, seconds in (answered, dialed) if ch.hungup else (dialed, answered):
+            for name, seconds in (answered, dialed) if hanging_up else (dialed, answered):
                 self.sw.setvar(ch, name, str(int(seconds)))
                 self.sw.setvar(ch, f"{name}_MS", str(int(seconds * 1000)))
         self._prune()
@@ -542,6 +542,13 @@ class AppQueue:
                 self.end_session(session, "caller")
             elif session.agent is ch:
                 self.end_session(session, "agent")
+
+    def swapped(self, old: Channel, new: Channel) -> None:
+        """A bridge swap replaced the member's channel (Local optimisation): app_queue follows
+        it, so the call's AgentComplete names the new channel (recording 07)."""
+        for session in self.sessions:
+            if session.agent is old:
+                session.agent = new
 
     def transferred(self, transferer: Channel, caller_snapshot: list[tuple[str, object]] | None = None) -> None:
         for session in list(self.sessions):

@@ -35,6 +35,10 @@ log = structlog.get_logger("softswitch")
 
 #: Answer() on a channel that is not yet up waits this long for media (seen in the recordings).
 ANSWER_SETTLE = 0.5
+#: From the bridging of both halves of a Local pair to its optimisation (recording 07: 18 ms).
+LOCAL_OPTIMISATION_DELAY = 0.018
+#: Applications that send frames: a Local pair carrying them can be optimised away.
+MEDIA_APPLICATIONS = frozenset({"MusicOnHold", "Playback"})
 
 
 @dataclass
@@ -77,6 +81,13 @@ class DialState:
     legs: list[Channel]
     timer: Timer | None
     done: bool = False
+    started: float = 0.0
+    answered_at: float | None = None
+
+
+#: Variables Dial() empties as it starts, in the order Asterisk 22 publishes them (recording 07).
+DIAL_RESULT_VARIABLES = ("DIALSTATUS", "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME", "ANSWEREDTIME_MS",
+                         "DIALEDTIME", "DIALEDTIME_MS", "RINGTIME", "RINGTIME_MS", "PROGRESSTIME", "PROGRESSTIME_MS")
 
 
 @dataclass
@@ -109,6 +120,9 @@ class Softswitch:
         self._pjsip = itertools.count(1)
         self.processed_calls = 0
         self.newexten_events = True
+        #: Local pairs (by ;1 name) whose optimisation is scheduled, and core_local's attempt counter.
+        self._optimising: set[str] = set()
+        self._optimisations = 0
         #: PJSIP endpoint -> the context its calls arrive in (pjsip.conf ``context=``).
         self.endpoint_contexts: dict[str, str] = {}
 
@@ -510,16 +524,21 @@ class Softswitch:
         timeout = float(args[1]) if len(args) > 1 and args[1].strip() else None
         options = args[2] if len(args) > 2 else ""
         predial = re.search(r"b\(([^)]*)\)", options)
+        # Dial() clears its result variables before it creates anything (recording 07).
+        for name in DIAL_RESULT_VARIABLES:
+            self.setvar(ch, name, "")
         legs: list[Channel] = []
         for target in targets:
             leg = self.create_outgoing(target, ch)
             if leg is None:
                 continue
+            if leg.tech == "Local":
+                self._identify_local_dial_leg(ch, leg)
             legs.append(leg)
         if not legs:
             self.setvar(ch, "DIALSTATUS", "CHANUNAVAIL")
             return "next"
-        state = DialState(ch, legs, None)
+        state = DialState(ch, legs, None, started=self.now())
         for leg in legs:
             if predial:
                 context, exten, prio = (predial.group(1).split("^") + ["s", "1"])[:3]
@@ -533,6 +552,27 @@ class Softswitch:
             state.timer = self.scheduler.call_later(timeout, lambda: self._dial_timeout(state))
         ch.pbx.blocker = lambda reason: self._dial_abort(state)
         return "block"
+
+    def _identify_local_dial_leg(self, caller: Channel, one: Channel) -> None:
+        """What Dial() writes on a Local pair it creates (recording 07): the dialled number, the
+        inherited variables, and the caller ID: without the ``o`` option the called side shows
+        the dialling extension with the caller's name, and the Local ;2 sees the mirror image."""
+        two = one.peer
+        assert two is not None
+        self.setvar(one, "DIALEDPEERNUMBER", one.dialstring)
+        self.inherit_to(caller, one)
+        one.cid_num, one.cid_name = caller.exten, caller.cid_name
+        one.conn_num, one.conn_name = caller.cid_num, caller.cid_name
+        self.emit("Newexten", [*one.snapshot(), ("Extension", one.exten), ("Application", "AppDial"),
+                               ("AppData", "(Outgoing Line)")], "dialplan")
+        self.emit("NewCallerid", [*one.snapshot(), ("CID-CallingPres", self._pres(one))])
+        self.emit("NewConnectedLine", one.snapshot())
+        self.setvar(two, "DIALEDPEERNUMBER", one.dialstring)
+        self.inherit_to(caller, two)
+        two.cid_num, two.cid_name = one.conn_num, one.conn_name
+        two.conn_num, two.conn_name = one.cid_num, one.cid_name
+        self.emit("NewCallerid", [*two.snapshot(), ("CID-CallingPres", self._pres(two))])
+        self.emit("NewConnectedLine", two.snapshot())
 
     def _run_predial(self, leg: Channel, context: str, exten: str, priority: int) -> None:
         """Pre-dial handler (Dial b() option): runs synchronously on the new channel."""
@@ -550,19 +590,44 @@ class Softswitch:
         leg.context, leg.exten, leg.priority = saved
 
     def _dial_answered(self, state: DialState, leg: Channel) -> None:
+        """The called side answered: Dial() records the result, opens its bridge with the called
+        side in it, answers the caller (which, for a Local ;2, answers its ;1 and whatever waits
+        on that, such as app_queue) and then joins it (recording 07 shows that order)."""
         if state.done:
             return
         state.done = True
         if state.timer:
             state.timer.cancel()
         caller = state.caller
+        leg.exten = ""  # the called side has no dialplan location of its own once answered
+        self.setvar(caller, "DIALSTATUS", "ANSWER")
+        self.setvar(caller, "DIALEDPEERNAME", leg.name)
+        self.setvar(caller, "DIALEDPEERNUMBER", leg.dialstring)
         self.emit("DialEnd", [*caller.snapshot(), *leg.snapshot("Dest"), ("DialStatus", "ANSWER")])
         self._end_legs(caller, [other for other in state.legs if other is not leg], "CANCEL", 16)
-        self.setvar(caller, "DIALSTATUS", "ANSWER")
+        state.answered_at = self.now()
+        caller.dial = state
+        caller.pbx.blocker = None
+        bridge = Bridge()
+        self.emit("BridgeCreate", bridge.snapshot())
+        self.publish_location(leg)
+        self._enter(bridge, leg)
         if caller.state != 6:
             self._answer(caller)
-        caller.pbx.blocker = None
-        self.bridge_pair(leg, caller)
+        self._enter(bridge, caller)
+        self._bridged(bridge)
+
+    def _dial_left_bridge(self, ch: Channel) -> None:
+        """Dial()'s bridge ended for the caller: it records the call's timers and result."""
+        state = ch.dial
+        if state is None:
+            return
+        ch.dial = None
+        now = self.now()
+        for name, seconds in (("ANSWEREDTIME", now - (state.answered_at or now)), ("DIALEDTIME", now - state.started)):
+            self.setvar(ch, name, str(int(seconds)))
+            self.setvar(ch, f"{name}_MS", str(int(seconds * 1000)))
+        self.setvar(ch, "DIALSTATUS", "ANSWER")
 
     def _dial_leg_gone(self, state: DialState, leg: Channel) -> None:
         if state.done:
@@ -622,7 +687,7 @@ class Softswitch:
             one.peer, two.peer, one.half, two.half = two, one, 1, 2
             one.app, one.appdata = app_label, "(Outgoing Line)"
             one.dialstring = target[6:]
-            two.variables["__local_optimize"] = "yes" if optimize else "no"
+            one.local_optimize = two.local_optimize = optimize
             return one
         if target.startswith("PJSIP/"):
             spec = target[6:]
@@ -659,9 +724,7 @@ class Softswitch:
                 leg.snapshot("LocalOne")
             self.emit("LocalBridge", [*one, *two.snapshot("LocalTwo"),
                                       ("Context", two.context), ("Exten", two.exten),
-                                      ("LocalOptimization", "Yes" if two.variables.get("__local_optimize") == "yes"
-                                       else "No")])
-            two.variables.pop("__local_optimize", None)
+                                      ("LocalOptimization", "Yes" if two.local_optimize else "No")])
             self.start_pbx(two, two.context, two.exten, 1)
             return
         trunk = leg.variables.get("__trunk")
@@ -847,16 +910,26 @@ class Softswitch:
     def bridge_pair(self, first: Channel, second: Channel) -> Bridge:
         bridge = Bridge()
         self.emit("BridgeCreate", bridge.snapshot())
-        for ch in (first, second):
-            bridge.channels.append(ch)
-            ch.bridge = bridge
-            self.emit("BridgeEnter", [*bridge.snapshot(), *ch.snapshot()])
+        self._enter(bridge, first)
+        self._enter(bridge, second)
+        self._bridged(bridge)
+        return bridge
+
+    def _enter(self, bridge: Bridge, ch: Channel, *, swapping: Channel | None = None) -> None:
+        bridge.channels.append(ch)
+        ch.bridge = bridge
+        swap = [("SwapUniqueid", swapping.uniqueid)] if swapping is not None else []
+        self.emit("BridgeEnter", [*bridge.snapshot(), *ch.snapshot(), *swap])
+
+    def _bridged(self, bridge: Bridge) -> None:
+        """Both parties are in: transfer markers cleared, BRIDGEPEER set on each (first entered first)."""
+        first, second = bridge.channels[0], bridge.channels[1]
         for ch in (first, second):
             if ch.variables.get("BLINDTRANSFER"):
                 self.setvar(ch, "BLINDTRANSFER", "")
         self.setvar(first, "BRIDGEPEER", second.name)
         self.setvar(second, "BRIDGEPEER", first.name)
-        return bridge
+        self._consider_local_optimisation(bridge)
 
     def _clear_bridgepeers(self, bridge: Bridge) -> None:
         # A two-party bridge losing a member clears BRIDGEPEER on both before the BridgeLeave.
@@ -877,7 +950,7 @@ class Softswitch:
             return
         self._clear_bridgepeers(bridge)
         self._detach(ch, bridge)
-        self.queues.caller_left_bridge(ch)
+        self._left_bridge(ch)
         if dissolve and len(bridge.channels) == 1:
             # A two-party basic bridge dissolves: the other party is hung up unless it has
             # dialplan to go back to (Queue() without 'c', Dial without 'g' do not continue).
@@ -885,9 +958,96 @@ class Softswitch:
             self._detach(other, bridge)
             self.emit("BridgeDestroy", bridge.snapshot())
             if other.pbx is None or other.pbx.blocker is None or other.app in ("Queue", "Dial"):
+                if other.pbx is not None and other.app in ("Queue", "Dial"):
+                    # The application records the call's timers, then its PBX ends with a hang-up
+                    # (recording 07: the agent hangs up, the caller follows).
+                    self._left_bridge(other, hanging_up=True)
+                    other.hangup_queued = True
                 self.destroy(other, 16)
         elif not bridge.channels:
             self.emit("BridgeDestroy", bridge.snapshot())
+
+    def _left_bridge(self, ch: Channel, *, hanging_up: bool = False) -> None:
+        """The application that bridged this channel (Queue() or Dial()) sees its bridge end."""
+        self.queues.caller_left_bridge(ch, hanging_up=hanging_up or ch.hungup)
+        self._dial_left_bridge(ch)
+
+    # --- Local channel optimisation -----------------------------------------------------------
+
+    def _consider_local_optimisation(self, bridge: Bridge) -> None:
+        """core_local optimises a Local pair away once both halves are bridged and a frame
+        passes through it; the swap follows about 18 ms after the bridging (recording 07)."""
+        for ch in bridge.channels:
+            if ch.tech != "Local" or not ch.local_optimize or ch.peer is None:
+                continue
+            one = ch if ch.half == 1 else ch.peer
+            if one.name in self._optimising:
+                continue
+            self._optimising.add(one.name)
+            self.scheduler.call_later(LOCAL_OPTIMISATION_DELAY, lambda one=one: self._optimise_local(one))
+
+    def _optimisable(self, one: Channel) -> tuple[Bridge, Bridge, Channel] | None:
+        two = one.peer
+        if two is None or one.hungup or two.hungup:
+            return None
+        near, far = one.bridge, two.bridge
+        if near is None or far is None or near is far or len(near.channels) != 2 or len(far.channels) != 2:
+            return None
+        if not self._media_reaches(one):
+            return None  # recordings 02-03d: Wait-only channels send no frames, nothing is optimised
+        return near, far, next(c for c in far.channels if c is not two)
+
+    def _media_reaches(self, start: Channel) -> bool:
+        """A frame source is connected to this channel through bridges and Local pairs."""
+        seen: set[str] = set()
+        todo = [start]
+        while todo:
+            ch = todo.pop()
+            if ch.name in seen or ch.hungup:
+                continue
+            seen.add(ch.name)
+            if (ch.tech != "Local" and ch.state == 6) or (ch.pbx is not None and ch.app in MEDIA_APPLICATIONS):
+                return True
+            if ch.peer is not None:
+                todo.append(ch.peer)
+            if ch.bridge is not None:
+                todo.extend(ch.bridge.channels)
+        return False
+
+    def _optimise_local(self, one: Channel) -> None:
+        """Swap the channel beyond the pair's ;2 into the bridge of its ;1, then hang the pair up.
+
+        Asterisk 22 publishes it this way (recording 07), ``Success: No`` included; app_queue
+        follows the swap (SwapUniqueid), so AgentComplete names the new channel afterwards."""
+        self._optimising.discard(one.name)
+        found = self._optimisable(one)
+        if found is None:
+            return
+        near, far, source = found
+        two = one.peer
+        assert two is not None
+        self._optimisations += 1
+        ident = self._optimisations
+        self.emit("LocalOptimizationBegin", [*one.snapshot("LocalOne"), *two.snapshot("LocalTwo"),
+                                             *source.snapshot("Source"), ("DestUniqueId", two.uniqueid),
+                                             ("Id", ident)])
+        self._detach(source, far)
+        if one.variables.get("BRIDGEPEER"):
+            self.setvar(one, "BRIDGEPEER", "")
+        self._detach(one, near)
+        self._enter(near, source, swapping=one)
+        other = next(c for c in near.channels if c is not source)
+        self.setvar(other, "BRIDGEPEER", source.name)
+        self.setvar(source, "BRIDGEPEER", other.name)
+        if two.variables.get("BRIDGEPEER"):
+            self.setvar(two, "BRIDGEPEER", "")
+        self.queues.swapped(one, source)
+        self.emit("LocalOptimizationEnd", [*one.snapshot("LocalOne"), *two.snapshot("LocalTwo"),
+                                           ("Success", "No"), ("Id", ident)])
+        self.emit("HangupRequest", [*two.snapshot(), ("Cause", 16)])
+        two.hangup_queued = True
+        self.destroy(one, 16)
+        self.destroy(two, 16)
 
     # --- hang-up ------------------------------------------------------------------------------
 
@@ -933,6 +1093,8 @@ class Softswitch:
                 endpoint.ringing.remove(ch)
         if ch.bridge is not None:
             self.leave_bridge(ch)
+        if ch.pbx is not None and ch.app == "MusicOnHold":
+            self.emit("MusicOnHoldStop", ch.snapshot())
         if ch.hangup_queued and ch.pbx is not None:
             self.emit("SoftHangupRequest", [*ch.snapshot(), ("Cause", cause)])
         if ch.pbx is not None and ch.app:
@@ -985,7 +1147,7 @@ class Softswitch:
             for ch in (second, first):
                 if ch.bridge is bridge:
                     self._detach(ch, bridge)
-                    self.queues.caller_left_bridge(ch)
+                    self._left_bridge(ch)
             if not bridge.channels:
                 self.emit("BridgeDestroy", bridge.snapshot())
         for ch, where in ((first, where1), (second, where2)):
@@ -1015,7 +1177,7 @@ class Softswitch:
         self.publish_location(transferee)
         self.queues.transferred(transferer, before_move)
         self._detach(transferee, bridge)
-        self.queues.caller_left_bridge(transferee)
+        self._left_bridge(transferee)
         self._detach(transferer, bridge)
         self.emit("BridgeDestroy", bridge.snapshot())
         self.destroy(transferer, 16)

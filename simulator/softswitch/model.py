@@ -64,6 +64,11 @@ class Channel:
     #: For Local channels: the other half of the pair.
     peer: Channel | None = None
     half: int = 0
+    #: Local pair dialled without ``/n``: core_local may optimise it away once both halves are
+    #: bridged and media flows (recording 07).
+    local_optimize: bool = False
+    #: The answered Dial() this channel runs (its end sets ANSWEREDTIME, DIALSTATUS ...).
+    dial: Any = None
     #: Set while the channel executes dialplan; cleared when its PBX ends.
     pbx: Any = None
     hungup: bool = False

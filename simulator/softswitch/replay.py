@@ -155,7 +155,9 @@ VOLATILE = frozenset({
 #: Fields volatile in one event only. QueueMemberStatus comes from the device-state thread and
 #: races AgentConnect: the same step shows InCall 0 in scenario 02 and 1 in scenario 03. After a
 #: BlindTransfer the two BridgeLeave come in either order (03 vs 03b), so their count varies.
-VOLATILE_IN = frozenset({("QueueMemberStatus", "InCall"), ("BridgeLeave", "BridgeNumChannels")})
+#: The Id of a Local optimisation is core_local's attempt counter since the process started.
+VOLATILE_IN = frozenset({("QueueMemberStatus", "InCall"), ("BridgeLeave", "BridgeNumChannels"),
+                         ("LocalOptimizationBegin", "Id"), ("LocalOptimizationEnd", "Id")})
 #: Dialplan variables whose value is a duration.
 TIMED_VARIABLES = frozenset({"ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS",
                              "QUEUEWAIT", "QUEUEWAIT_MS", "RINGTIME", "RINGTIME_MS", "PROGRESSTIME",

@@ -27,13 +27,13 @@ CONFORMANT = [
     "04-overflow-redirect",
     "05-abandon",
     "06-status-while-waiting",
+    "07-local-optimisation-agent-hangup",
     "08-queue-withdraw-caller",
 ]
 #: Recorded behaviour the emulator does not model yet. Strict: the day one of them conforms,
 #: this test fails until it moves to CONFORMANT.
 NOT_YET = {
     "03d-atxfer": "AMI Atxfer (featuremap, DTMF, consultation Local channels, AttendedTransfer) is not modelled",
-    "07-local-optimisation-agent-hangup": "Local channel optimisation and Dial()'s own VarSets are not modelled",
 }
 
 
