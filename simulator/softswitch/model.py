@@ -69,6 +69,13 @@ class Channel:
     local_optimize: bool = False
     #: The answered Dial() this channel runs (its end sets ANSWEREDTIME, DIALSTATUS ...).
     dial: Any = None
+    #: features.conf featuremap as this channel first read it (when it was first bridged): a
+    #: later ``module reload features`` does not change it (recording 03d).
+    features: dict[str, str] | None = None
+    #: The attended transfer this channel is running as transferer.
+    atxfer: Any = None
+    #: Caller ID set by the Local peer's connected-line update, published at hang-up (03d).
+    pending_cid: tuple[str, str] | None = None
     #: Set while the channel executes dialplan; cleared when its PBX ends.
     pbx: Any = None
     hungup: bool = False
@@ -157,4 +164,5 @@ EVENT_CLASS = {
     "QueueMemberRinginuse": "agent",
     "FullyBooted": "system", "Reload": "system", "Shutdown": "system",
     "UserEvent": "user", "DeviceStateChange": "call",
+    "DTMFBegin": "dtmf", "DTMFEnd": "dtmf",
 }

@@ -88,6 +88,13 @@ def preloaded_members(frames: Iterable[Frame]) -> list[tuple[str, str, str, int,
     return members
 
 
+#: Configuration files the recording session wrote while it ran, by the action before which each
+#: was in place: scenario 03d first tries Atxfer with Asterisk's default features.conf, then writes
+#: ``atxfer => *2`` and reloads (shared/ami-transcripts/README.md, scenario 03d). Until then the
+#: emulator, like the recorded switch, runs with the built-in defaults.
+WRITTEN_DURING_RECORDING: dict[str, tuple[str, ...]] = {"03d-atxfer-15": ("features.conf",)}
+
+
 @dataclass
 class Replay:
     recorded: list[Frame]
@@ -99,8 +106,10 @@ class Replay:
 def replay(frames: list[Frame], etc: Path, *, users: dict[str, User] | None = None) -> Replay:
     """Send the recording's actions to a fresh emulator loaded with the recording's configuration."""
     start = frames[0].at
+    written: dict[str, str] = {}  # configuration files the recording session had written so far
     switch = Softswitch((etc / "extensions.conf").read_text(), (etc / "queues.conf").read_text(),
-                        scheduler=Scheduler(start, virtual=True))
+                        scheduler=Scheduler(start, virtual=True),
+                        features=lambda: written.get("features.conf", ""))
     switch.started = start - 951  # the recorded Uptime is not compared, but keep it plausible
     for queue, interface, name, penalty, paused, reason in preloaded_members(frames):
         saved, switch.listeners = switch.listeners, []
@@ -131,6 +140,8 @@ def replay(frames: list[Frame], etc: Path, *, users: dict[str, User] | None = No
             for _, v in frame.message.pairs:
                 recorded_ids.value(v)
             continue
+        for name in WRITTEN_DURING_RECORDING.get(frame.message.get("ActionID"), ()):
+            written[name] = (etc / name).read_text()
         pairs = []
         for key, value in frame.message.pairs:
             if key in _CHANNEL_HEADERS and value:

@@ -375,6 +375,12 @@ class AmiServer:
                                          f"{self.sw.processed_calls} calls processed"],
             "queue show": self._queue_show(),
         }
+        if command == "module reload features":
+            self._ok(session, message, "Command output follows",
+                     [("Output", "Module 'features' reloaded successfully.")])
+            self.sw.reload_features()
+            return
+        outputs["features show"] = self._features_show()
         if command.startswith("queue show ") and command[11:] in self.sw.queues.queues:
             outputs[command] = self._queue_show(command[11:])
         if command not in outputs:
@@ -383,6 +389,19 @@ class AmiServer:
                                  "commands)")])
             return
         self._ok(session, message, "Command output follows", [("Output", line) for line in outputs[command]])
+
+    def _features_show(self) -> list[str]:
+        """``features show`` as features_config.c prints it."""
+        from simulator.softswitch.core import DEFAULT_FEATUREMAP
+
+        rows = [("Pickup", "pickup"), ("Blind Transfer", "blindxfer"), ("Attended Transfer", "atxfer"),
+                ("Disconnect Call", "disconnect"), ("Park Call", "parkcall"), ("One Touch MixMonitor", "automixmon")]
+        lines = [f"{'Builtin Feature':<25} {'Default':<7} {'Current':<7}", f"{'-' * 15:<25} {'-' * 7:<7} {'-' * 7:<7}"]
+        current = self.sw.featuremap
+        lines += [f"{label:<25} {DEFAULT_FEATUREMAP[key]:<7} {current.get(key, ''):<7}" for label, key in rows]
+        lines += ["", f"{'Dynamic Feature':<25} {'Default':<7} {'Current':<7}",
+                  f"{'-' * 15:<25} {'-' * 7:<7} {'-' * 7:<7}", "(none)", "", "Feature Groups:", "-" * 15, "(none)"]
+        return lines
 
     def _queue_show(self, only: str | None = None) -> list[str]:
         """``queue show`` as app_queue.c prints it (admins read it over ``asterisk -rx``)."""
@@ -573,10 +592,15 @@ class AmiServer:
         self._reply(session, message, problem, "Transfer succeeded")
 
     def act_atxfer(self, session: Session, message: Message) -> None:
-        # The default features.conf has an empty atxfer featuremap (recording 03d, step 1).
-        if self._channel(session, message) is None:
+        ch = self._channel(session, message)
+        if ch is None:
             return
-        self._error(session, message, "No attended transfer feature code found")
+        exten = message.get("Exten")
+        if not exten:
+            self._error(session, message, "No extension specified")
+            return
+        problem = self.sw.atxfer(ch, message.get("Context") or ch.context, exten)
+        self._reply(session, message, problem, "Atxfer successfully queued")
 
     def act_coreshowchannels(self, session: Session, message: Message) -> None:
         items = []

@@ -24,17 +24,13 @@ CONFORMANT = [
     "03-redirect-transfer",
     "03b-blindtransfer-from-n1",
     "03c-redirect-extrachannel",
+    "03d-atxfer",
     "04-overflow-redirect",
     "05-abandon",
     "06-status-while-waiting",
     "07-local-optimisation-agent-hangup",
     "08-queue-withdraw-caller",
 ]
-#: Recorded behaviour the emulator does not model yet. Strict: the day one of them conforms,
-#: this test fails until it moves to CONFORMANT.
-NOT_YET = {
-    "03d-atxfer": "AMI Atxfer (featuremap, DTMF, consultation Local channels, AttendedTransfer) is not modelled",
-}
 
 
 @pytest.mark.parametrize("scenario", CONFORMANT)
@@ -45,16 +41,10 @@ def test_emulator_reproduces_the_recording(scenario: str) -> None:
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize("scenario", sorted(NOT_YET))
-def test_known_gaps_still_differ(scenario: str) -> None:
-    """Keeps the README's list of gaps honest: a gap that closes must be promoted."""
-    result = replay(load_transcript(FIXTURES / f"{scenario}.log"), ETC)
-    assert compare(result), f"{scenario} now conforms: move it to CONFORMANT ({NOT_YET[scenario]})"
-
-
 def test_every_recording_is_accounted_for() -> None:
+    """A recording added to the fixtures is compared too: none is left out of the suite."""
     recordings = {p.stem for p in FIXTURES.glob("*.log")}
-    assert recordings == set(CONFORMANT) | set(NOT_YET)
+    assert recordings == set(CONFORMANT)
 
 
 def test_the_comparison_catches_a_wrong_event() -> None:
