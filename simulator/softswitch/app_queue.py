@@ -20,7 +20,39 @@ if TYPE_CHECKING:
     from simulator.softswitch.core import Softswitch
 
 # Device states as QueueMemberStatus reports them.
-NOT_INUSE, INUSE, BUSY, INVALID, UNAVAILABLE, RINGING, RINGINUSE, ONHOLD = 1, 2, 3, 4, 5, 6, 7, 8
+UNKNOWN, NOT_INUSE, INUSE, BUSY, INVALID, UNAVAILABLE, RINGING, RINGINUSE, ONHOLD = 0, 1, 2, 3, 4, 5, 6, 7, 8
+
+#: joinempty/leavewhenempty conditions (app_queue.c parse_empty_options): a member in one of these
+#: situations does not count as someone who could answer.
+EMPTY_CONDITIONS = frozenset({"paused", "penalty", "inuse", "ringing", "unavailable", "invalid", "unknown",
+                              "wrapup"})
+_STATE_CONDITION = {INVALID: "invalid", UNAVAILABLE: "unavailable", INUSE: "inuse", RINGING: "ringing",
+                    UNKNOWN: "unknown"}
+_TRUE = frozenset({"yes", "true", "y", "t", "1", "on"})
+_FALSE = frozenset({"no", "false", "n", "f", "0", "off"})
+#: Queue() re-checks leavewhenempty once a second while the caller waits (RECHECK in app_queue.c).
+EMPTY_RECHECK = 1.0
+
+
+def empty_conditions(value: str, *, joinempty: bool) -> frozenset[str]:
+    """What makes a queue "empty" for joinempty (refuse to join) or leavewhenempty (leave).
+
+    ``joinempty = yes`` and ``leavewhenempty = no`` mean never; the legacy ``joinempty = no`` /
+    ``leavewhenempty = yes`` mean penalty, invalid or paused members only; ``strict`` adds
+    unavailable; ``loose`` is penalty and invalid; otherwise a comma list of conditions."""
+    conditions: set[str] = set()
+    for option in (o.strip().lower() for o in value.split(",") if o.strip()):
+        if option in EMPTY_CONDITIONS:
+            conditions.add(option)
+        elif option == "loose":
+            conditions = {"penalty", "invalid"}
+        elif option == "strict":
+            conditions = {"penalty", "invalid", "paused", "unavailable"}
+        elif (option in _FALSE and joinempty) or (option in _TRUE and not joinempty):
+            conditions = {"penalty", "invalid", "paused"}
+        elif (option in _FALSE and not joinempty) or (option in _TRUE and joinempty):
+            conditions = set()
+    return frozenset(conditions)
 
 
 @dataclass
@@ -52,6 +84,7 @@ class QueueCaller:
     original_position: int
     timeout_at: float | None
     ring_timer: object | None = None
+    empty_timer: object | None = None
     attempt: object | None = None
     tried: set[str] = field(default_factory=set)
 
@@ -296,8 +329,8 @@ class AppQueue:
             return "UNKNOWN"
         if q.maxlen and len(q.callers) >= q.maxlen:
             return "FULL"
-        strict = q.joinempty.lower() in ("no", "strict", "unavailable", "paused", "penalty", "loggedin")
-        if strict and not q.members:
+        join_conditions = empty_conditions(q.joinempty, joinempty=True)
+        if join_conditions and not self._someone_could_answer(q, join_conditions):
             return "JOINEMPTY"
         sw = self.sw
         for name in ("ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME", "DIALEDTIME_MS", "QUEUEWAIT", "QUEUEWAIT_MS"):
@@ -322,6 +355,8 @@ class AppQueue:
         sw.emit("MusicOnHoldStart", [*ch.snapshot(), ("Class", q.musicclass)])
         if caller.timeout_at is not None:
             caller.ring_timer = sw.scheduler.call_at(caller.timeout_at, lambda: self._timeout(q, caller))
+        if empty_conditions(q.leavewhenempty, joinempty=False):
+            caller.empty_timer = sw.scheduler.call_later(EMPTY_RECHECK, lambda: self._recheck_empty(q, caller))
         sw.scheduler.call_soon(lambda: self.dispatch(q))
         return None
 
@@ -339,6 +374,8 @@ class AppQueue:
         q.callers.remove(caller)
         if caller.ring_timer is not None:
             caller.ring_timer.cancel()  # type: ignore[attr-defined]
+        if caller.empty_timer is not None:
+            caller.empty_timer.cancel()  # type: ignore[attr-defined]
         if caller.attempt is not None:
             self.sw.cancel_attempt(caller.attempt)
             caller.attempt = None
@@ -392,15 +429,18 @@ class AppQueue:
             sw.setvar(ch, "QUEUESTATUS", "WITHDRAW")
 
     def _timeout(self, q: QueueModel, caller: QueueCaller) -> None:
-        if caller not in q.callers:
-            return
+        if caller in q.callers:
+            self._leave_for(q, caller, "TIMEOUT")
+
+    def _leave_for(self, q: QueueModel, caller: QueueCaller, status: str) -> None:
+        """Queue() gives up and returns to the dialplan with QUEUESTATUS (timeout, leave-empty)."""
         ch = caller.channel
         sw = self.sw
         self._wait_vars(ch, caller)
         sw.emit("MusicOnHoldStop", ch.snapshot())
         position = self._leave(q, caller)
         sw.setvar(ch, "QUEUEPOSITION", str(position))
-        sw.setvar(ch, "QUEUESTATUS", "TIMEOUT")
+        sw.setvar(ch, "QUEUESTATUS", status)
         sw.resume_pbx(ch)
 
     def withdraw(self, queue: str, channel_name: str, info: str) -> str | None:
@@ -421,6 +461,29 @@ class AppQueue:
         self.sw.resume_pbx(ch)
 
     # --- ringing ------------------------------------------------------------------------------
+
+    def _someone_could_answer(self, q: QueueModel, conditions: frozenset[str]) -> bool:
+        """get_member_status: is there a member none of the conditions rules out? (Penalty limits
+        per caller are not modelled, so the ``penalty`` condition never rules a member out.)"""
+        now = self.sw.now()
+        for m in q.members.values():
+            if _STATE_CONDITION.get(m.status) in conditions:
+                continue
+            if m.paused and "paused" in conditions:
+                continue
+            if "wrapup" in conditions and now < m.wrapup_until:
+                continue
+            return True
+        return False
+
+    def _recheck_empty(self, q: QueueModel, caller: QueueCaller) -> None:
+        if caller not in q.callers or caller.channel.hungup:
+            return
+        conditions = empty_conditions(q.leavewhenempty, joinempty=False)
+        if conditions and not self._someone_could_answer(q, conditions):
+            self._leave_for(q, caller, "LEAVEEMPTY")
+            return
+        caller.empty_timer = self.sw.scheduler.call_later(EMPTY_RECHECK, lambda: self._recheck_empty(q, caller))
 
     def dispatch_all(self) -> None:
         for q in sorted(self.queues.values(), key=lambda q: -q.weight):

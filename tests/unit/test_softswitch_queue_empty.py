@@ -1,0 +1,105 @@
+"""app_queue's joinempty / leavewhenempty in the emulator: who may join a queue nobody can
+answer, and when a waiting caller is sent back to the dialplan (QUEUESTATUS), as app_queue.c does."""
+
+from __future__ import annotations
+
+import pytest
+
+from simulator.softswitch.app_queue import empty_conditions
+from simulator.softswitch.clock import Scheduler
+from simulator.softswitch.core import Softswitch
+from simulator.softswitch.model import Channel
+
+EXTENSIONS = """
+[from-pstn]
+exten => strict,1,Goto(queue,1)
+exten => leaving,1,Goto(queue,1)
+exten => lenient,1,Goto(queue,1)
+exten => queue,1,Answer()
+ same => n,Queue(${QUEUE_NAME})
+ same => n,Set(AFTER=${QUEUESTATUS})
+ same => n,Wait(600)
+
+[agents]
+exten => 1001,1,Answer()
+ same => n,Wait(600)
+; this desk rings and never picks up
+exten => 2001,1,Ringing()
+ same => n,Wait(600)
+"""
+QUEUES = """
+[general]
+[strict]
+joinempty = strict
+member => Local/1001@agents/n,0,1001
+[leaving]
+leavewhenempty = unavailable,paused
+member => Local/2001@agents/n,0,2001
+[lenient]
+joinempty = yes
+leavewhenempty = no
+"""
+
+
+@pytest.mark.parametrize(("value", "joinempty", "expected"), [
+    ("yes", True, set()),
+    ("no", False, set()),
+    ("no", True, {"penalty", "invalid", "paused"}),
+    ("yes", False, {"penalty", "invalid", "paused"}),
+    ("strict", True, {"penalty", "invalid", "paused", "unavailable"}),
+    ("loose", False, {"penalty", "invalid"}),
+    ("paused,inuse,wrapup", True, {"paused", "inuse", "wrapup"}),
+])
+def test_empty_conditions_read_as_app_queue_reads_them(value: str, joinempty: bool, expected: set[str]) -> None:
+    assert empty_conditions(value, joinempty=joinempty) == expected
+
+
+def _call(sw: Softswitch, queue: str) -> Channel:
+    ch = sw.inbound_call("operator", queue, caller_num="0612345678", context="from-pstn")
+    assert ch is not None
+    ch.variables["QUEUE_NAME"] = queue
+    return ch
+
+
+def _switch() -> Softswitch:
+    return Softswitch(EXTENSIONS, QUEUES, scheduler=Scheduler(1_000_000.0, virtual=True))
+
+
+def _run(sw: Softswitch, seconds: float) -> None:
+    sw.scheduler.advance(seconds)
+    sw.scheduler.run_due()
+
+
+def test_a_strict_queue_whose_only_member_is_paused_refuses_the_caller_who_goes_on_in_the_dialplan() -> None:
+    sw = _switch()
+    sw.queues.pause_member("strict", "Local/1001@agents/n", True, "lunch")
+    caller = _call(sw, "strict")
+    _run(sw, 2)
+    assert caller.variables["AFTER"] == "JOINEMPTY"
+    assert not caller.hungup and not sw.queues.queues["strict"].callers
+
+
+def test_a_strict_queue_with_a_free_member_takes_the_caller() -> None:
+    sw = _switch()
+    caller = _call(sw, "strict")
+    _run(sw, 2)
+    assert "AFTER" not in caller.variables
+    assert caller.variables["BRIDGEPEER"].startswith("Local/1001@agents-")
+
+
+def test_a_waiting_caller_leaves_within_a_second_or_so_once_every_member_is_paused() -> None:
+    sw = _switch()
+    caller = _call(sw, "leaving")
+    _run(sw, 3)
+    assert sw.queues.find_caller(caller) is not None  # someone could still answer: it waits
+    sw.queues.pause_member("leaving", "Local/2001@agents/n", True, "meeting")
+    _run(sw, 1.5)
+    assert caller.variables["AFTER"] == "LEAVEEMPTY"
+    assert not caller.hungup and sw.queues.find_caller(caller) is None
+
+
+def test_joinempty_yes_lets_a_caller_wait_in_a_queue_without_members() -> None:
+    sw = _switch()
+    caller = _call(sw, "lenient")
+    _run(sw, 30)
+    assert sw.queues.find_caller(caller) is not None and "AFTER" not in caller.variables
