@@ -118,6 +118,10 @@ class QueueModel:
     leavewhenempty: str = "no"
     musicclass: str = "default"
     maxlen: int = 0
+    #: Seconds of silence for the member between answering and being connected.
+    memberdelay: int = 0
+    #: A sound played to the member before connecting (timed as one second: no sound files here).
+    announce: str = ""
     members: dict[str, Member] = field(default_factory=dict)
     callers: list[QueueCaller] = field(default_factory=list)
     completed: int = 0
@@ -200,6 +204,10 @@ def parse_queues_conf(text: str) -> tuple[dict[str, QueueModel], dict[str, str]]
                 q.musicclass = value
             elif key == "maxlen":
                 q.maxlen = int(value)
+            elif key == "memberdelay":
+                q.memberdelay = int(value)
+            elif key == "announce":
+                q.announce = value
             elif key == "member":
                 parts = [p.strip() for p in value.split(",")]
                 interface = parts[0]

@@ -35,6 +35,8 @@ log = structlog.get_logger("softswitch")
 
 #: Answer() on a channel that is not yet up waits this long for media (seen in the recordings).
 ANSWER_SETTLE = 0.5
+#: How long the emulator takes to play a queue's ``announce`` to the member (no sound files here).
+ANNOUNCE_SECONDS = 1.0
 #: From the bridging of both halves of a Local pair to its optimisation (recording 07: 18 ms).
 LOCAL_OPTIMISATION_DELAY = 0.018
 #: Applications that send frames: a Local pair carrying them can be optimised away.
@@ -73,6 +75,8 @@ class Attempt:
     legs: list[tuple[QueueMember, Channel]]
     timer: Timer | None = None
     done: bool = False
+    #: The member that answered, while app_queue makes it wait (memberdelay, announce).
+    answered: tuple[QueueMember, Channel] | None = None
 
 
 @dataclass
@@ -912,8 +916,36 @@ class Softswitch:
                 other_member.ringing = False
                 self.emit("DialEnd", [*ch.snapshot(), *other.snapshot("Dest"), ("DialStatus", "CANCEL")])
                 self.destroy(other, 26)
+        q = attempt.queue
+        delay = q.memberdelay + (ANNOUNCE_SECONDS if q.announce else 0.0)
+        if delay <= 0:
+            attempt.caller.attempt = None
+            self.queues.connected(q, attempt.caller, member, leg)
+            return
+        # try_calling: the member waits (memberdelay, then the announcement) before the caller is
+        # connected; a member who hangs up meanwhile "dumps" the caller, who goes on waiting.
+        attempt.answered = (member, leg)
+        timer = self.scheduler.call_later(delay, lambda: self._member_ready(attempt))
+        leg.on_hangup.append(lambda _leg: self._member_dumped(attempt, timer))
+
+    def _member_ready(self, attempt: Attempt) -> None:
+        if attempt.answered is None:
+            return
+        member, leg = attempt.answered
+        attempt.answered = None
         attempt.caller.attempt = None
         self.queues.connected(attempt.queue, attempt.caller, member, leg)
+
+    def _member_dumped(self, attempt: Attempt, timer: Timer) -> None:
+        if attempt.answered is None:
+            return
+        member, leg = attempt.answered
+        attempt.answered = None
+        timer.cancel()
+        caller = attempt.caller
+        self.emit("AgentDump", [*caller.channel.snapshot(), *leg.snapshot("Dest"), ("Queue", attempt.queue.name),
+                                ("MemberName", member.name), ("Interface", member.interface)])
+        self.queues.ring_timeout(attempt.queue, caller)
 
     def _member_gone(self, attempt: Attempt, member: QueueMember, leg: Channel) -> None:
         member.ringing = False
@@ -944,6 +976,10 @@ class Softswitch:
 
     def cancel_attempt(self, attempt: Any) -> None:
         if attempt.done:
+            if attempt.answered is not None:  # the caller left while the member was being prepared
+                _, leg = attempt.answered
+                attempt.answered = None
+                self.destroy(leg, 16)
             return
         attempt.done = True
         if attempt.timer:

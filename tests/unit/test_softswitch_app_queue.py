@@ -1,5 +1,7 @@
-"""app_queue's joinempty / leavewhenempty in the emulator: who may join a queue nobody can
-answer, and when a waiting caller is sent back to the dialplan (QUEUESTATUS), as app_queue.c does."""
+"""app_queue options in the emulator that decide what a caller lives through: joinempty and
+leavewhenempty (who may join a queue nobody can answer, when a waiting caller is sent back to the
+dialplan with QUEUESTATUS) and memberdelay (the answered member waits; hanging up meanwhile dumps
+the caller, who is offered again), as app_queue.c does."""
 
 from __future__ import annotations
 
@@ -103,3 +105,42 @@ def test_joinempty_yes_lets_a_caller_wait_in_a_queue_without_members() -> None:
     caller = _call(sw, "lenient")
     _run(sw, 30)
     assert sw.queues.find_caller(caller) is not None and "AFTER" not in caller.variables
+
+
+DELAYED = """
+[general]
+[delayed]
+memberdelay = 3
+retry = 2
+member => Local/1001@agents/n,0,1001
+"""
+
+
+def _delayed_switch() -> tuple[Softswitch, list[str]]:
+    sw = Softswitch(EXTENSIONS.replace("exten => strict,", "exten => delayed,1,Goto(queue,1)\nexten => strict,"),
+                    DELAYED, scheduler=Scheduler(1_000_000.0, virtual=True))
+    names: list[str] = []
+    sw.listeners.append(lambda event: names.append(event.name))
+    return sw, names
+
+
+def test_memberdelay_holds_the_answered_member_before_the_caller_is_connected() -> None:
+    sw, names = _delayed_switch()
+    caller = _call(sw, "delayed")
+    _run(sw, 2)  # the member answered ~0.5 s after being rung: still inside memberdelay
+    assert "DialEnd" in names and "AgentConnect" not in names
+    _run(sw, 3)
+    assert "AgentConnect" in names and caller.variables["BRIDGEPEER"].startswith("Local/1001@agents-")
+
+
+def test_a_member_hanging_up_during_memberdelay_dumps_the_caller_who_is_offered_again() -> None:
+    sw, names = _delayed_switch()
+    caller = _call(sw, "delayed")
+    _run(sw, 2)
+    agent = next(ch for ch in sw.channels.values() if ch.name.startswith("Local/1001@agents-") and ch.half == 2)
+    sw.request_hangup(agent, 16, soft=True)
+    _run(sw, 0.1)
+    assert names.count("AgentDump") == 1 and "AgentConnect" not in names
+    assert sw.queues.find_caller(caller) is not None and not caller.hungup  # still waiting in the queue
+    _run(sw, 6)  # retry, ring, answer, memberdelay: this time the desk stays
+    assert names.count("AgentCalled") == 2 and "AgentConnect" in names
