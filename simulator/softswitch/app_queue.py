@@ -554,7 +554,7 @@ class AppQueue:
                                  ("Interface", member.interface), ("MemberName", member.name),
                                  ("HoldTime", holdtime), ("RingTime", ring)])
         if ch.state != 6:
-            sw._answer(ch)  # Queue() answers a caller that is not up yet (recording 03d: a Local ;2)
+            sw.answer(ch)  # Queue() answers a caller that is not up yet (recording 03d: a Local ;2)
         q.holdtime_avg = (q.holdtime_avg * 3 + holdtime) / 4
         if holdtime <= q.servicelevel:
             q.completed_in_sl += 1

@@ -436,12 +436,13 @@ class Softswitch:
     def app_answer(self, ch: Channel, data: str) -> str:
         if ch.state == 6:
             return "next"
-        self._answer(ch)
+        self.answer(ch)
         generation = ch.pbx.generation
         ch.pbx.wait_timer = self.scheduler.call_later(ANSWER_SETTLE, lambda: self._after_wait(ch, generation))
         return "block"
 
-    def _answer(self, ch: Channel) -> None:
+    def answer(self, ch: Channel) -> None:
+        """The channel is up; a Local half brings its peer up; then whoever waits on either runs."""
         self.set_state(ch, 6)
         if ch.peer is not None and ch.peer.state != 6:
             self.set_state(ch.peer, 6)
@@ -662,7 +663,7 @@ class Softswitch:
         self.publish_location(leg)
         self._enter(bridge, leg)
         if caller.state != 6:
-            self._answer(caller)
+            self.answer(caller)
         self._enter(bridge, caller)
         self._bridged(bridge)
 
@@ -799,7 +800,7 @@ class Softswitch:
             return False
         chosen = candidates[0]
         endpoint.ringing.remove(chosen)
-        self._answer(chosen)
+        self.answer(chosen)
         if endpoint.talk_for is not None:
             self.scheduler.call_later(endpoint.talk_for, lambda: self.request_hangup(chosen, 16, soft=False))
         return True
@@ -823,7 +824,7 @@ class Softswitch:
         self.set_state(leg, 5)
         inbound.variables["__trunk_peer"] = f"{id(self)}"
         # Media and hang-up cross the trunk both ways.
-        inbound.on_answer.append(lambda _ch: self._answer(leg) if not leg.hungup else None)
+        inbound.on_answer.append(lambda _ch: self.answer(leg) if not leg.hungup else None)
         inbound.on_hangup.append(lambda _ch: self.scheduler.call_soon(
             lambda: self.request_hangup(leg, 16, soft=False)) if not leg.hungup else None)
         leg.on_hangup.append(lambda _ch: remote.scheduler.call_soon(
@@ -1014,9 +1015,12 @@ class Softswitch:
         for ch in (first, second):
             if ch.variables.get("BLINDTRANSFER"):
                 self.setvar(ch, "BLINDTRANSFER", "")
+        self._set_bridgepeers(first, second)
+        self._consider_local_optimisation(bridge)
+
+    def _set_bridgepeers(self, first: Channel, second: Channel) -> None:
         self.setvar(first, "BRIDGEPEER", second.name)
         self.setvar(second, "BRIDGEPEER", first.name)
-        self._consider_local_optimisation(bridge)
 
     def _clear_bridgepeers(self, bridge: Bridge) -> None:
         # A two-party bridge losing a member clears BRIDGEPEER on both before the BridgeLeave.
@@ -1044,7 +1048,9 @@ class Softswitch:
             other = bridge.channels[0]
             self._detach(other, bridge)
             self.emit("BridgeDestroy", bridge.snapshot())
-            if other.pbx is None or other.pbx.blocker is None or other.app in ("Queue", "Dial"):
+            if other.atxfer is not None and other.atxfer.consultation is bridge:
+                pass  # the transfer target hung up: the transferer goes back to the transferee
+            elif other.pbx is None or other.pbx.blocker is None or other.app in ("Queue", "Dial"):
                 if other.pbx is not None and other.app in ("Queue", "Dial"):
                     # The application records the call's timers, then its PBX ends with a hang-up
                     # (recording 07: the agent hangs up, the caller follows).
@@ -1123,9 +1129,7 @@ class Softswitch:
             self.setvar(one, "BRIDGEPEER", "")
         self._detach(one, near)
         self._enter(near, source, swapping=one)
-        other = next(c for c in near.channels if c is not source)
-        self.setvar(other, "BRIDGEPEER", source.name)
-        self.setvar(source, "BRIDGEPEER", other.name)
+        self._set_bridgepeers(next(c for c in near.channels if c is not source), source)
         if two.variables.get("BRIDGEPEER"):
             self.setvar(two, "BRIDGEPEER", "")
         self.queues.swapped(one, source)
@@ -1143,9 +1147,11 @@ class Softswitch:
         if ch.hungup:
             return
         if ch.atxfer is not None:
-            # The transferer hangs up during the consultation: that completes the transfer.
-            self._atxfer_complete(ch.atxfer)
-            return
+            if ch.atxfer.home.channels:
+                # The transferer hangs up during the consultation: that completes the transfer.
+                self._atxfer_complete(ch.atxfer)
+                return
+            ch.atxfer.done, ch.atxfer = True, None  # the transferee has gone: a plain hang-up
         ch.hangup_cause = cause
         if soft and self.queues.find_caller(ch) is not None:
             # A waiting caller's Queue() notices the hangup and reports the abandon before the
@@ -1374,11 +1380,9 @@ class Softswitch:
         self.emit("DialEnd", [*target.snapshot("Dest"), ("DialStatus", "ANSWER")])
         if state.done or transferer.hungup:
             return
-        for _ in range(2):  # again once the connected line has changed, as Asterisk does
-            self.setvar(target, "BRIDGEPEER", transferer.name)
-            self.setvar(transferer, "BRIDGEPEER", target.name)
-            if _ == 0:
-                self._set_connected(transferer, target.cid_num, target.cid_name)
+        self._set_bridgepeers(target, transferer)
+        self._set_connected(transferer, target.cid_num, target.cid_name)
+        self._set_bridgepeers(target, transferer)  # published again once the connected line changed
 
     def _atxfer_target_gone(self, state: AttendedTransferState) -> None:
         """The target hung up before completion: the transferer returns to the transferee."""
@@ -1387,7 +1391,7 @@ class Softswitch:
         state.done = True
         transferer = state.transferer
         transferer.atxfer = None
-        if transferer.hungup:
+        if transferer.hungup or not state.home.channels:
             return
         if transferer.bridge is state.consultation:
             self._detach(transferer, state.consultation)
@@ -1395,8 +1399,7 @@ class Softswitch:
         for ch in state.home.channels:
             self.emit("MusicOnHoldStop", ch.snapshot())
         self._enter(state.home, transferer)
-        if len(state.home.channels) == 2:
-            self._bridged(state.home)
+        self._bridged(state.home)
 
     def _atxfer_complete(self, state: AttendedTransferState) -> None:
         """The transferer hangs up: the consultation bridge merges into the transferee's and the
@@ -1424,8 +1427,7 @@ class Softswitch:
             self.destroy(peer, 16)
         transferees = [c for c in home.channels if c is not target]
         for transferee in transferees[:1]:
-            self.setvar(transferee, "BRIDGEPEER", target.name)
-            self.setvar(target, "BRIDGEPEER", transferee.name)
+            self._set_bridgepeers(transferee, target)
             self.emit("AttendedTransfer", [
                 ("Result", "Success"), *transferer.snapshot("OrigTransferer"), *home.snapshot("OrigBridge"),
                 *transferer.snapshot("SecondTransferer"), *consultation.snapshot("SecondBridge"),

@@ -131,3 +131,37 @@ def test_atxfer_to_n2_amu_keeps_the_caller_and_completes_when_the_n1_agent_hangs
     assert not caller.hungup and caller.uniqueid == uniqueid  # the call was never dropped
     assert caller.variables["BRIDGEPEER"] == transfer[0].get("TransferTargetChannel")
     assert [(e.get("Queue"), e.get("Reason")) for e in _named(events, "AgentComplete")] == [("n1-arm", "transfer")]
+
+
+def _consulting(sw: Softswitch) -> tuple[str, str]:
+    caller_name, agent_name = _bridged_call(sw)
+    assert sw.atxfer(sw.channels[agent_name], "transfer", "200") is None
+    _run(sw, 2)
+    return caller_name, agent_name
+
+
+def test_atxfer_target_hanging_up_returns_the_agent_to_the_caller() -> None:
+    sw, events = _switch((ETC / "extensions.conf").read_text(), "[featuremap]\natxfer => *2\n")
+    caller_name, agent_name = _consulting(sw)
+    n2_agent = next(ch for ch in sw.channels.values() if ch.name.startswith("Local/2001@agents-") and ch.half == 2)
+    sw.request_hangup(n2_agent, 16, soft=True)  # the N2 desk hangs up during the consultation
+    _run(sw, 1)
+    caller, agent = sw.channels[caller_name], sw.channels[agent_name]
+    assert not caller.hungup and not agent.hungup
+    assert caller.variables["BRIDGEPEER"] == agent_name and agent.variables["BRIDGEPEER"] == caller_name
+    assert not _named(events, "AttendedTransfer")
+    assert not any(ch.name.startswith("Local/200@transfer-") for ch in sw.channels.values())
+
+
+def test_caller_hanging_up_during_the_consultation_leaves_a_plain_call_between_the_agents() -> None:
+    sw, events = _switch((ETC / "extensions.conf").read_text(), "[featuremap]\natxfer => *2\n")
+    caller_name, agent_name = _consulting(sw)
+    caller_leg_one = sw.channels[caller_name].peer
+    assert caller_leg_one is not None
+    sw.request_hangup(caller_leg_one, 16, soft=True)  # the caller gives up while on hold
+    _run(sw, 1)
+    agent = sw.channels[agent_name]
+    assert agent.variables["BRIDGEPEER"].startswith("Local/200@transfer-")  # still consulting
+    sw.request_hangup(agent, 16, soft=True)
+    _run(sw, 1)
+    assert agent.hungup and not _named(events, "AttendedTransfer")
