@@ -1302,7 +1302,7 @@ class Softswitch:
 
     # --- attended transfer (AMI Atxfer: DTMF feature code, bridge_basic.c) ---------------------
 
-    def atxfer(self, transferer: Channel, context: str, exten: str) -> str | None:
+    def atxfer(self, transferer: Channel, context: str | None, exten: str) -> str | None:
         """AMI Atxfer: queue the channel's ``atxfer`` feature code and the number as DTMF.
 
         Only what recording 03d shows: the code comes from the featuremap the channel read when
@@ -1312,7 +1312,10 @@ class Softswitch:
         code = features.get("atxfer", "")
         if not code:
             return "No attended transfer feature code found"
-        self.setvar(transferer, "TRANSFER_CONTEXT", context)
+        if context:
+            self.setvar(transferer, "TRANSFER_CONTEXT", context)
+        else:  # the transfer context: TRANSFER_CONTEXT if the channel has one, else its own context
+            context = transferer.variables.get("TRANSFER_CONTEXT") or transferer.context
         at = 0.001
         for digit in code:
             self.scheduler.call_later(at, lambda digit=digit: self._dtmf(transferer, digit))

@@ -592,14 +592,19 @@ class AmiServer:
         self._reply(session, message, problem, "Transfer succeeded")
 
     def act_atxfer(self, session: Session, message: Message) -> None:
-        ch = self._channel(session, message)
-        if ch is None:
+        # manager.c action_atxfer: its own checks, in its order, with its own texts.
+        name, exten = message.get("Channel"), message.get("Exten")
+        if not name:
+            self._error(session, message, "No channel specified")
             return
-        exten = message.get("Exten")
         if not exten:
             self._error(session, message, "No extension specified")
             return
-        problem = self.sw.atxfer(ch, message.get("Context") or ch.context, exten)
+        ch = self.sw.find_channel(name)
+        if ch is None:
+            self._error(session, message, "Channel specified does not exist")
+            return
+        problem = self.sw.atxfer(ch, message.get("Context") or None, exten)
         self._reply(session, message, problem, "Atxfer successfully queued")
 
     def act_coreshowchannels(self, session: Session, message: Message) -> None:

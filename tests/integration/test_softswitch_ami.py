@@ -168,3 +168,13 @@ async def test_the_rendered_manager_conf_decides_which_events_the_engine_gets() 
     assert {b"QueueCallerJoin", b"AgentConnect", b"VarSet", b"Newchannel", b"FullyBooted"} <= names
     # Filtered out by the rendered eventfilter lines, or not in the user's read classes (security).
     assert not names & {b"Newexten", b"DeviceStateChange", b"SuccessfulAuth"}
+
+
+async def test_atxfer_answers_with_manager_c_checks_in_order(server) -> None:
+    frames = (b"Action: Atxfer\r\nActionID: 2\r\nExten: 200\r\n\r\n"
+              b"Action: Atxfer\r\nActionID: 3\r\nChannel: Local/1001@agents-00000001;1\r\n\r\n"
+              b"Action: Atxfer\r\nActionID: 4\r\nChannel: Local/1001@agents-00000001;1\r\nExten: 200\r\n\r\n")
+    data = await raw(server.port, LOGIN + frames)
+    assert b"ActionID: 2\r\nMessage: No channel specified\r\n" in data
+    assert b"ActionID: 3\r\nMessage: No extension specified\r\n" in data
+    assert b"ActionID: 4\r\nMessage: Channel specified does not exist\r\n" in data
