@@ -103,3 +103,32 @@ async def test_a_supervisor_switches_a_line_over_and_gives_it_back(browser: Brow
     await page.click("text=Rendre la ligne")
     await expect(page.locator("#mutual")).not_to_contain_text("116117 →", timeout=5000)
     assert "116117" not in site.engine.mutual_aid.switchovers
+
+
+async def test_a_big_room_shows_one_line_per_role_and_keeps_what_the_supervisor_unfolds(
+        browser: Browser, site: Site) -> None:
+    # 14 desks: more than a small room, so each role starts folded to its counts.
+    for index in range(10):
+        await site.login(site.desk(f"11{index:02d}"), ["n1-arm"], "arm-n1", f"ARM {index:02d}")
+    for index in range(4):
+        await site.login(site.desk(f"21{index:02d}"), ["n2-amu"], "mru", f"MRU {index:02d}")
+    status, body = await site.post("/api/agents/pause", {"interface": "PJSIP/1100", "reason": "pause"})
+    assert status == 200, body
+    page = await open_dashboard(browser, site, "super-token")
+
+    arm = page.locator('#agents details[data-role="arm-n1"]')
+    await expect(arm.locator("summary")).to_contain_text("arm-n1 — 10")
+    await expect(arm.locator('summary [data-count="available"]')).to_have_text("9 libre")
+    await expect(arm.locator('summary [data-count="paused"]')).to_have_text("1 en pause")
+    await expect(page.locator('#agents details[data-role="mru"] summary')).to_contain_text("4 libre")
+    assert await arm.get_attribute("open") is None
+    assert await arm.locator('tr[data-agent="PJSIP/1101"]').is_hidden()
+
+    await arm.locator("summary").click()
+    await expect(arm.locator('tr[data-agent="PJSIP/1101"]')).to_be_visible()
+    await expect(arm.locator("tr").last).to_contain_text("en pause")  # free desks first, the paused one last
+    # A call changes the figures: the dashboard re-renders, the unfolded role stays unfolded.
+    site.call("15", "0612345678")
+    await expect(arm.locator('summary [data-count="available"]')).to_have_text("8 libre", timeout=5000)
+    await expect(arm.locator('tr[data-agent="PJSIP/1101"]')).to_be_visible()
+    assert await page.locator('#agents details[data-role="mru"]').get_attribute("open") is None
