@@ -225,6 +225,12 @@ def simulate(
     plot: Path | None = typer.Option(None, "--plot", help="Write the day's figures to this PNG."),
     journal: str = typer.Option("", "--journal", help="Journal database URL (default: none)."),
     port: int = typer.Option(0, "--port", help="Control API, dashboard and /metrics port (0: any free one)."),
+    partner: Path | None = typer.Option(None, "--partner",
+                                        help="A partner SAS's plan: emulated too, joined by its trunk; overflow on."),
+    partner_desks: int = typer.Option(3, "--partner-desks", min=1, max=200, help="Desks in each partner queue."),
+    unplanned_surge: bool = typer.Option(False, "--unplanned-surge",
+                                         help="Staff for the ordinary day: the surge is a surprise, as overflow "
+                                              "is for (default: staffing follows the surge)."),
 ) -> None:
     """A SAS day through the real engine: callers, desks, qualifications, transfers, staffing by hour."""
     import asyncio
@@ -232,23 +238,31 @@ def simulate(
 
     from engine.logs import configure_logging
     from simulator.day import DaySimulation, plot_day
-    from simulator.load import LoadProfile, local_midnight
+    from simulator.load import LoadProfile, local_midnight, staffing_for
 
     try:
         site_plan = load_plan(plan)
+        partner_plan = load_plan(partner) if partner is not None else None
         start = time.time() if real_time else local_midnight(site_plan, day) + start_hour * 3600
     except (ValueError, PlanError) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=1) from None
     configure_logging("console", level=40)
     profile = LoadProfile(calls_per_day=calls, surge=surge)
+    ordinary = LoadProfile(calls_per_day=calls)
+    staffing = (lambda at: staffing_for(site_plan, ordinary, at)) if unplanned_surge else None
 
     async def go() -> None:
         sim = DaySimulation(site_plan, plan, profile, start=start, duration=hours * 3600, seed=seed,
                             fast=not real_time, http_port=port, journal_url=journal or None, progress=True,
-                            token=token or None)
+                            token=token or None, partner=partner_plan, partner_desks=partner_desks,
+                            staffing=staffing)
         try:
-            site = await sim.open()
+            try:
+                site = await sim.open()
+            except ValueError as exc:  # e.g. a --partner that is not a partner in the plans
+                typer.echo(str(exc), err=True)
+                raise typer.Exit(code=1) from None
             typer.echo(f"{len(sim.calls)} calls to place; dashboard {site.base_url}/dashboard "
                        f"(token {sim.token}), metrics {site.base_url}/metrics", err=True)
             result = await sim.run()

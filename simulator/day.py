@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import random
 import secrets
@@ -39,8 +40,9 @@ from engine.service import EngineOptions
 from simulator.live import LiveSite, eventually, start_live_site
 from simulator.load import LoadProfile, PlannedCall, plan_day, staffing_for, talk_time
 from simulator.softswitch.clock import Scheduler
+from simulator.softswitch.core import Softswitch
 from simulator.softswitch.model import Channel, Event
-from simulator.softswitch.site import add_agent
+from simulator.softswitch.site import add_agent, build_site, link_sites
 from supervision.figures import BUCKET, ratios
 
 log = structlog.get_logger("simulator.day")
@@ -87,6 +89,8 @@ class DayResult:
     ami_events: int
     http_requests: int
     staffing: list[dict[str, Any]] = field(default_factory=list)
+    #: What the linked partner SAS did with the calls this site overflowed or switched to it.
+    partner: dict[str, Any] | None = None
 
     def report(self) -> str:
         sas = self.summary["sas"]
@@ -110,6 +114,11 @@ class DayResult:
         if self.summary["transfers"]:
             moves = ", ".join(f"{pair} {n}" for pair, n in sorted(self.summary["transfers"].items()))
             lines.append(f"  transfers: {moves}")
+        if self.partner is not None:
+            p = self.partner
+            lines.append(f"  partner {p['site']} ({p['desks']} desks per queue): received {p['received']}, "
+                         f"answered {p['answered']} (p50 wait {_sec(p['p50'])}, p90 {_sec(p['p90'])}), "
+                         f"gave up there {p['gave_up']}")
         return "\n".join(lines) + "\n"
 
 
@@ -134,15 +143,25 @@ class DaySimulation:
     def __init__(self, plan: Plan, plan_file: Path, profile: LoadProfile, *, start: float, duration: float,
                  seed: int = 1, fast: bool = True, http_port: int = 0, journal_url: str | None = None,
                  mqtt: MqttConfig | None = None, staffing: Callable[[float], dict[str, int]] | None = None,
-                 progress: bool = False, overflow: bool = False, token: str | None = None) -> None:
+                 progress: bool = False, overflow: bool = False, token: str | None = None,
+                 partner: Plan | None = None, partner_desks: int = 3) -> None:
         """``overflow`` False (default) switches the plan's overflow rules off through the API at
-        the start, as a supervisor does when no partner is linked (one emulated site alone)."""
+        the start, as a supervisor does when no partner is linked (one emulated site alone).
+
+        ``partner``: a second emulated SAS joined by its trunk, with ``partner_desks`` desks in
+        each of its queues; overflow stays on and the callers sent there are followed to their
+        end (they wait with their own patience, talk to the partner's desk, then hang up)."""
         self.plan, self.plan_file, self.profile = plan, plan_file, profile
         self.start, self.duration, self.seed, self.fast = start, duration, seed, fast
         self.http_port, self.journal_url, self.mqtt = http_port, journal_url, mqtt
         self.staffing = staffing or (lambda at: staffing_for(plan, profile, at))
         self.progress = progress
-        self.overflow = overflow
+        self.overflow = overflow or partner is not None
+        self.partner_plan, self.partner_desks = partner, partner_desks
+        self.partner_switch: Softswitch | None = None
+        self.partner_counts = {"received": 0, "answered": 0, "gave_up": 0}
+        self.partner_waits: list[float] = []
+        self._at_partner: dict[str, tuple[CallerState, float]] = {}  # partner Uniqueid -> caller, joined at
         self.rng = random.Random(seed * 31 + 7)
         self.token = token or secrets.token_urlsafe(16)
         self.calls = plan_day(plan, profile, start, duration, seed)
@@ -182,7 +201,27 @@ class DaySimulation:
             for queue, spec in self.plan.queues.items():
                 if spec.overflow is not None:
                     await self._post(f"/api/overflow/{queue}", {"enabled": False, "reason": "no partner linked"})
+        if self.partner_plan is not None:
+            self._open_partner(self.partner_plan)
         return self.site
+
+    def _open_partner(self, partner: Plan) -> None:
+        """The neighbouring SAS: its rendered dialplan on the same clock, joined by the trunk, with
+        desks that answer in two seconds (its own engine and callers are not simulated)."""
+        assert self.site is not None
+        here, there = self.plan.site.id, partner.site.id
+        if there not in self.plan.partners or here not in partner.partners:
+            raise ValueError(f"{here} and {there} are not partners of each other in their plans")
+        switch = build_site(partner, self.scheduler, seed=self.seed + 1)
+        link_sites(self.site.switch, here, switch, there)
+        extensions = itertools.count(7001)
+        for queue in partner.queues:
+            for _ in range(self.partner_desks):
+                extension = str(next(extensions))
+                add_agent(switch, extension, answer_after=2.0)
+                switch.queues.add_member(queue, f"PJSIP/{extension}", f"{there} {extension}")
+        switch.listeners.append(self._on_partner_event)
+        self.partner_switch = switch
 
     async def close(self) -> None:
         if self._running:
@@ -217,6 +256,35 @@ class DaySimulation:
             if state is not None:
                 state.answered_visit = state.visits
                 self._answered(state, event.get("Queue", ""), event.get("Interface", ""))
+
+    def _on_partner_event(self, event: Event) -> None:
+        """A caller of ours at the partner: joins its queue (a new visit, with the caller's own
+        patience), is answered there and talks, or gives up waiting."""
+        uniqueid = event.get("Uniqueid", "")
+        now = self.scheduler.now
+        if event.name == "QueueCallerJoin" and self.partner_switch is not None:
+            channel = self.partner_switch.find_channel(event.get("Channel", ""))
+            call_id = channel.variables.get(C.VAR_CALL_ID, "") if channel is not None else ""
+            state = next((s for s in self.callers.values() if call_id and
+                          s.channel.variables.get(C.VAR_CALL_ID) == call_id and not s.channel.hungup), None)
+            if state is None:
+                return
+            if uniqueid not in self._at_partner:  # its first queue there (it may move to another)
+                self.partner_counts["received"] += 1
+                self._at_partner[uniqueid] = (state, now)
+            state.visits += 1
+            visit = state.visits
+            if state.planned.patience is not None:
+                self.scheduler.call_later(state.planned.patience, lambda: self._give_up(state, visit))
+        elif event.name == "AgentConnect" and uniqueid in self._at_partner:
+            state, joined = self._at_partner.pop(uniqueid)
+            self.partner_counts["answered"] += 1
+            self.partner_waits.append(now - joined)
+            state.answered_visit = state.visits
+            self._hang_up_later(state, talk_time(self.profile, "n1", state.planned.talk), state.visits)
+        elif event.name == "QueueCallerAbandon" and uniqueid in self._at_partner:
+            self._at_partner.pop(uniqueid)
+            self.partner_counts["gave_up"] += 1
 
     def _give_up(self, state: CallerState, visit: int) -> None:
         """The caller's patience ran out: hang up if still waiting in that same queue visit."""
@@ -351,9 +419,13 @@ class DaySimulation:
         summary = figures.summary("all", self.scheduler.now)
         waits = {q: {"p50": _percentile(v, 0.5), "p90": _percentile(v, 0.9), "max": max(v) if v else None}
                  for q, v in self.waits.items()}
+        partner = None
+        if self.partner_plan is not None:
+            partner = {"site": self.partner_plan.site.id, "desks": self.partner_desks, **self.partner_counts,
+                       "p50": _percentile(self.partner_waits, 0.5), "p90": _percentile(self.partner_waits, 0.9)}
         return DayResult(self.plan.site.id, self.start, self.scheduler.now, wall, len(self.calls), summary, waits,
                          self.hours, list(figures.samples), site.engine.tracker.events_seen, self.requests,
-                         self.staffing_log)
+                         self.staffing_log, partner)
 
     async def _caught_up(self) -> None:
         """Wait until the engine has read what the switch wrote and the desks' requests are done."""
