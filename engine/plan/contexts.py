@@ -14,6 +14,8 @@ CTX_OVERFLOW_OUT = "sas-overflow-out"
 CTX_SWITCH_OUT = "sas-switch-out"
 CTX_TRUNK_HEADERS = "sas-trunk-headers"
 CTX_REMOTE_AGENT = "sas-remote-agent"
+#: Where a number keyed on a desk phone (SIP REFER, the '#' blind-transfer feature) sends the caller.
+CTX_DESK_TRANSFER = "sas-desk-transfer"
 OPERATOR_ENDPOINT = "operator"
 
 #: AstDB family holding line switch-overs: key = line id, value = "partner:share[:number]".

@@ -55,6 +55,7 @@ FIELD_FORMS = {
     "members": "an Asterisk interface such as PJSIP/1001 or Local/0612345678@sas-remote-agent",
     "music": "a music-on-hold class name",
     "host": "a host name or IP address",
+    "transfer_code": "digits a desk keys on its phone, 1 to 8 of them (e.g. 200)",
 }
 
 
@@ -417,7 +418,14 @@ def _cross_check(
 
     if declared["n1"] == set() and declared["queues"]:
         c.error(("queues",), "no queue has role n1: every SAS needs its N1 front-office (ARM) queue")
+    transfer_codes: dict[str, str] = {}
     for name, queue in queues.items():
+        if queue.transfer_code is not None:
+            if queue.transfer_code in transfer_codes:
+                c.error(("queues", name, "transfer_code"), f"transfer code {queue.transfer_code} is already used by "
+                                                           f"queue '{transfer_codes[queue.transfer_code]}'")
+            else:
+                transfer_codes[queue.transfer_code] = name
         if queue.fallback is not None:
             known_queue(queue.fallback.queue, ("queues", name, "fallback", "queue"))
         if queue.overflow is not None:

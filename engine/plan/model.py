@@ -130,6 +130,8 @@ class QueueSpec(_Strict):
     members: list[Annotated[str, Field(pattern=r"^(PJSIP|SIP|Local)/[A-Za-z0-9@._/+-]+$")]] = []
     fallback: Fallback | None = None
     overflow: OverflowRule | None = None
+    #: Digits a desk keys to transfer a caller to this queue from its phone (REFER or '#').
+    transfer_code: Annotated[str, Field(pattern=r"^[0-9]{1,8}$")] | None = None
 
 
 class LineSpec(_Strict):

@@ -115,6 +115,7 @@ def _partner_line(out: list[str], plan: Plan, line_id: str, line: LineSpec) -> N
 def _queue_entry(out: list[str], name: str, queue: QueueSpec) -> None:
     x = _Ext(out, name)
     x(f"Set(__{C.VAR_QUEUE}=${{EXTEN}})")
+    x(f"Set(__TRANSFER_CONTEXT={C.CTX_DESK_TRANSFER})")  # inherited by the desk leg: see that context
     x(f"Set(QUEUE_PRIO=${{{C.VAR_PRIO}}})")
     timeout = f",,,{queue.fallback.after}" if queue.fallback else ""
     x(f"Queue({name},t{timeout})")
@@ -174,6 +175,21 @@ def render_extensions(plan: Plan) -> str:
     x("NoOp(unknown route - back to the front of the queue of the caller)")
     x(f"Set(__{C.VAR_PRIO}=${{SAS_FRONT_PRIO}})")
     x(_back_to_queue())
+    out.append("")
+
+    out += ["; Transfers keyed on a desk phone (SIP REFER, or '#' with Queue()'s t option): every queue",
+            "; caller passes TRANSFER_CONTEXT to its desk leg, so the number lands here. A queue's",
+            "; transfer code takes the caller there; any other number sends the caller back to the",
+            "; front of its queue - a wrong key never drops a call.", f"[{C.CTX_DESK_TRANSFER}]"]
+    for name, queue in sorted(plan.queues.items(), key=lambda item: item[1].transfer_code or ""):
+        if queue.transfer_code is not None:
+            x = _Ext(out, queue.transfer_code)
+            x(f"NoOp(desk transfer to {name})")
+            x(f"Goto({C.CTX_ROUTE},{C.route_to_queue(name)},1)")
+    for unknown in ("_X", "_X.", "i"):
+        x = _Ext(out, unknown)
+        x("NoOp(desk transfer to an unknown number - back to the front of the queue of the caller)")
+        x(f"Goto({C.CTX_ROUTE},i,1)")
     out.append("")
 
     out += ["; Overflow (debordement) to a partner SAS; if its trunk fails the caller is back at the",

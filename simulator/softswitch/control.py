@@ -49,6 +49,11 @@ class Desk(_Body):
     talk_for: Annotated[float, Field(gt=0, le=86400)] | None = None
 
 
+class DeskTransfer(_Body):
+    #: What the desk keyed: digits, or a SIP user part (letters reach the context's 'i').
+    number: Annotated[str, Field(pattern=r"^[A-Za-z0-9*#+_.-]{1,32}$")]
+
+
 class FaultSwitches(_Body):
     refuse_logins: bool | None = None
     stall_responses: bool | None = None
@@ -69,6 +74,7 @@ class SoftswitchControl:
         self.app.router.add_post("/channels/{name}/hangup", self.hangup)
         self.app.router.add_post("/desks", self.add_desk)
         self.app.router.add_post("/desks/{extension}/answer", self.answer)
+        self.app.router.add_post("/desks/{extension}/transfer", self.transfer)
         self.app.router.add_post("/faults", self.faults)
         self.app.router.add_post("/faults/drop-ami", self.drop_ami)
         self.app.router.add_post("/faults/restart", self.restart)
@@ -136,6 +142,19 @@ class SoftswitchControl:
             return _error(409, f"desk {extension} is not ringing")
         self._wake()
         return web.json_response({"interface": f"PJSIP/{extension}", "answered": True})
+
+    async def transfer(self, request: web.Request) -> web.Response:
+        """The desk's own transfer key (SIP REFER), as opposed to the engine's API transfer."""
+        extension = request.match_info["extension"]
+        if extension not in self.switch.endpoints:
+            return _error(404, f"no desk {extension}")
+        body: DeskTransfer = await self._json(request, DeskTransfer)
+        problem = self.switch.desk_transfer(extension, body.number)
+        if problem:
+            return _error(409, problem)
+        self._wake()
+        log.info("desk transferred its caller", desk=extension, number=body.number)
+        return web.json_response({"interface": f"PJSIP/{extension}", "transferred_to": body.number})
 
     async def faults(self, request: web.Request) -> web.Response:
         body: FaultSwitches = await self._json(request, FaultSwitches)

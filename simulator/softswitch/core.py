@@ -1454,6 +1454,17 @@ class Softswitch:
         self.featuremap = parse_featuremap(self.features_source())
         self.emit("Reload", [("Module", "features"), ("Status", 0)], "system")
 
+    def desk_transfer(self, extension: str, number: str) -> str | None:
+        """A desk phone transfers its caller by itself (SIP REFER): res_pjsip_refer makes it a blind
+        transfer of the desk's bridged channel into its TRANSFER_CONTEXT (else the endpoint's
+        context). Returns a problem text, or None once done."""
+        desk = next((ch for ch in self.channels.values() if ch.tech == "PJSIP" and self.device_of(ch.name) ==
+                     f"PJSIP/{extension}" and ch.bridge is not None and not ch.hungup), None)
+        if desk is None:
+            return f"desk {extension} has no call to transfer"
+        context = desk.variables.get("TRANSFER_CONTEXT") or self.endpoint_contexts.get(extension) or "default"
+        return self.blind_transfer(desk, context, number) or None
+
     def restart(self) -> None:
         """Fault injection: every channel is hung up, queues empty; AstDB survives as in Asterisk."""
         for ch in list(self.channels.values()):

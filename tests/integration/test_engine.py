@@ -289,3 +289,29 @@ async def test_ami_drop_mid_transfer_leaves_the_caller_queued_and_replays_nothin
     assert status == 200, body
     await eventually(lambda: tracked.current_leg is not None and tracked.current_leg.queue == "n2-amu",
                      what="transfer after reconnect")
+
+
+async def test_a_desk_transferring_from_its_phone_moves_the_caller_and_a_wrong_number_drops_nobody(
+        site: Site) -> None:
+    """The desk's own transfer key (SIP REFER), not the API: the code of n2-amu takes the caller
+    there and the engine follows it; a mistyped number sends it back to the front of its queue."""
+    _, caller, call = await answered_in_n1(site)
+    desk_leg = site.switch.find_channel(call.current_leg.agent_channel)
+    assert desk_leg is not None and desk_leg.variables["TRANSFER_CONTEXT"] == "sas-desk-transfer"
+
+    assert site.switch.desk_transfer("1001", site.plan.queues["n2-amu"].transfer_code) is None
+    site.server._wake.set()
+    await eventually(lambda: call.current_leg is not None and call.current_leg.queue == "n2-amu", what="N2 answer")
+    assert site.joined(caller) == ["n1-arm", "n2-amu"] and not caller.hungup
+    assert [(v.queue, v.outcome) for v in call.visits] == [("n1-arm", VisitOutcome.ANSWERED),
+                                                          ("n2-amu", VisitOutcome.ANSWERED)]
+    assert [e.get("Reason") for e in site.events if e.name == "AgentComplete" and e.get("Queue") == "n1-arm"] \
+        == ["transfer"]
+
+    # The AMU desk keys a number that is no queue's code: the caller is back, first in line.
+    assert site.switch.desk_transfer("2001", "9999") is None
+    site.server._wake.set()
+    await eventually(lambda: len(call.visits) == 3, what="the caller queued again")
+    assert call.visits[-1].queue == "n2-amu" and call.visits[-1].priority == site.plan.front_priority
+    assert not caller.hungup and site.switch.find_channel(caller.name) is caller
+    assert not [e for e in site.events if e.name == "Hangup" and e.get("Uniqueid") == caller.uniqueid]

@@ -207,3 +207,16 @@ def test_cli_check_accepts_the_examples() -> None:
     result = CliRunner().invoke(app, ["plan", "check", *map(str, EXAMPLES)])
     assert result.exit_code == 0, result.output
     assert "sas-69.yaml: OK" in result.output
+
+
+def test_a_transfer_code_used_by_two_queues_is_refused_where_it_is_repeated() -> None:
+    text = BASE.replace("n2-amu: {role: n2-amu}", 'n2-amu: {role: n2-amu, transfer_code: "200"}') \
+               .replace("n2-mg: {role: n2-mg}", 'n2-mg: {role: n2-mg, transfer_code: "200"}')
+    (line, _, message), = errors_of(text)
+    assert (line, message) == (line_of(text, "n2-mg: {role"), "transfer code 200 is already used by queue 'n2-amu'")
+
+
+def test_a_transfer_code_must_be_digits_a_desk_can_key() -> None:
+    text = BASE.replace("n2-amu: {role: n2-amu}", 'n2-amu: {role: n2-amu, transfer_code: "amu"}')
+    (line, _, message), = errors_of(text)
+    assert line == line_of(text, 'transfer_code: "amu"') and "digits a desk keys on its phone" in message
