@@ -132,6 +132,12 @@ def test_the_emulator_control_api_drives_calls_desks_and_faults(tmp_path: Path) 
         wait_for(lambda: post(f"{base}/desks/1001/answer", {}, "switch-token-1")[0] == 200, "desk answers")
         wait_for(lambda: [c for c in get(f"{api}/api/calls", "sup-token")[1]
                           if c["uniqueid"] == placed["uniqueid"] and c["state"] == "talking"], "call answered")
+        # The desk's own transfer key (REFER), a number that is no queue's code: the caller is queued again.
+        assert post(f"{base}/desks/1001/transfer", {"number": "12\r\nAction: Hangup"}, "switch-token-1")[0] == 422
+        assert post(f"{base}/desks/1001/transfer", {"number": "12"}, "switch-token-1")[0] == 200
+        wait_for(lambda: [c for c in get(f"{api}/api/calls", "sup-token")[1]
+                          if c["uniqueid"] == placed["uniqueid"] and c["state"] == "waiting"], "caller queued again")
+        assert post(f"{base}/desks/1001/transfer", {"number": "200"}, "switch-token-1")[0] == 409  # not in a call
         # Faults: every AMI connection dropped, then the switch restarted: the engine comes back.
         assert post(f"{base}/faults/drop-ami", {}, "switch-token-1")[1]["dropped"] >= 1
         assert post(f"{base}/faults/restart", {}, "switch-token-1")[1]["restarted"] is True
