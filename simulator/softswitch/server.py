@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from simulator.softswitch.ami_codec import Message, MessageReader, encode
+from simulator.softswitch.atxfer import DEFAULT_FEATUREMAP
 from simulator.softswitch.core import Softswitch, originate
 from simulator.softswitch.model import Channel, Event
 
@@ -392,8 +393,6 @@ class AmiServer:
 
     def _features_show(self) -> list[str]:
         """``features show`` as features_config.c prints it."""
-        from simulator.softswitch.core import DEFAULT_FEATUREMAP
-
         rows = [("Pickup", "pickup"), ("Blind Transfer", "blindxfer"), ("Attended Transfer", "atxfer"),
                 ("Disconnect Call", "disconnect"), ("Park Call", "parkcall"), ("One Touch MixMonitor", "automixmon")]
         lines = [f"{'Builtin Feature':<25} {'Default':<7} {'Current':<7}", f"{'-' * 15:<25} {'-' * 7:<7} {'-' * 7:<7}"]
