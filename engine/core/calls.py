@@ -42,6 +42,9 @@ class QueueVisit:
     outcome: VisitOutcome = VisitOutcome.WAITING
     #: For TRANSFERRED / OVERFLOWED: the destination (queue name or partner id).
     destination: str = ""
+    #: The channel waiting in the queue: the caller's own, or the Local helper of an attended
+    #: transfer (recording 03d), which is what QueueWithdrawCaller must name.
+    channel: str = ""
 
     @property
     def wait(self) -> float | None:

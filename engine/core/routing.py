@@ -96,7 +96,7 @@ def plan_move(call: Call, target_queue: str, priority: int) -> Move:
         raise RoutingError(f"the caller is already waiting in {target_queue}")
     visit = call.current_visit
     if visit is not None:
-        return Move("withdraw", call.channel, visit.queue, target_queue, priority)
+        return Move("withdraw", visit.channel or call.channel, visit.queue, target_queue, priority)
     if call.state in (CallState.TALKING, CallState.MOVING):
         leg = call.current_leg
         if call.state == CallState.TALKING and leg is not None and leg.agent_channel:

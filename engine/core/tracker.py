@@ -73,6 +73,10 @@ class Tracker:
         self.events_seen = 0
         self._join_location: dict[str, tuple[str, str, str]] = {}
         self._exits: dict[str, _Exit] = {}
+        #: Uniqueid of an attended transfer's Local helper (;2) -> the caller's Uniqueid. After an
+        #: AMI Atxfer or a desk's attended transfer the helper, not the caller, is the queue caller
+        #: of the target queue (recording 03d); its queue events belong to the caller's record.
+        self.helpers: dict[str, str] = {}
         self._handlers = {
             "VarSet": self._varset,
             "QueueCallerJoin": self._join,
@@ -141,8 +145,24 @@ class Tracker:
 
     # --- calls --------------------------------------------------------------------------------
 
+    def _tracked(self, event: Event) -> Call | None:
+        uniqueid = event.get("Uniqueid", "")
+        return self.calls.get(self.helpers.get(uniqueid, uniqueid))
+
+    def _helper_of(self, event: Event) -> Call | None:
+        """The call an attended transfer's Local helper stands for, when this event is its join:
+        a Local ;2 with the Linkedid of a call a desk is talking to."""
+        channel = event.get("Channel", "")
+        owner = self.calls.get(self.by_linkedid.get(event.get("Linkedid", ""), ""))
+        if owner is None or not channel.startswith("Local/") or not channel.endswith(";2") \
+                or owner.current_leg is None:
+            return None
+        self.helpers[event.get("Uniqueid", "")] = owner.uniqueid
+        return owner
+
     def _call_for(self, event: Event, now: float, *, create: bool) -> Call | None:
         uniqueid = event.get("Uniqueid", "")
+        uniqueid = self.helpers.get(uniqueid, uniqueid)
         call = self.calls.get(uniqueid)
         if call is not None or not create or not uniqueid:
             return call
@@ -180,16 +200,19 @@ class Tracker:
         return []
 
     def _join(self, event: Event, now: float) -> list[Notice]:
-        call = self._call_for(event, now, create=True)
+        call = self._call_for(event, now, create=True) or self._helper_of(event)
         if call is None:
             return []
         uniqueid = call.uniqueid
-        call.channel = event.get("Channel", call.channel)
+        channel = event.get("Channel", call.channel)
+        if event.get("Uniqueid", "") not in self.helpers:
+            call.channel = channel
         previous = call.visits[-1] if call.visits else None
         if previous is not None and previous.outcome == VisitOutcome.ABANDONED and call.ended_at is None:
             previous.outcome = VisitOutcome.REDIRECTED  # it was not an abandon: the caller is still here
         queue = event.get("Queue", "")
-        visit = QueueVisit(queue=queue, joined_at=now, priority=call.priority, position=_int(event.get("Position")))
+        visit = QueueVisit(queue=queue, joined_at=now, priority=call.priority, position=_int(event.get("Position")),
+                           channel=channel)
         call.visits.append(visit)
         call.state = CallState.WAITING
         call.expected_move = None
@@ -204,9 +227,10 @@ class Tracker:
         return notices
 
     def _abandon(self, event: Event, now: float) -> list[Notice]:
-        uniqueid = event.get("Uniqueid", "")
-        if uniqueid not in self.calls:
+        call = self._tracked(event)
+        if call is None:
             return []
+        uniqueid = call.uniqueid
         exit_ = self._exits.setdefault(uniqueid, _Exit())
         exit_.abandon = True
         location = (event.get("Context", ""), event.get("Exten", ""), event.get("Priority", ""))
@@ -214,7 +238,7 @@ class Tracker:
         return []
 
     def _leave(self, event: Event, now: float) -> list[Notice]:
-        call = self.calls.get(event.get("Uniqueid", ""))
+        call = self._tracked(event)
         if call is None or call.current_visit is None:
             return []
         visit = call.current_visit
@@ -241,13 +265,13 @@ class Tracker:
                         "destination": visit.destination})]
 
     def _dial_end(self, event: Event, now: float) -> list[Notice]:
-        call = self.calls.get(event.get("Uniqueid", ""))
+        call = self._tracked(event)
         if call is not None and event.get("DialStatus") == "ANSWER" and call.current_visit is not None:
             call.answering = True
         return []
 
     def _connect(self, event: Event, now: float) -> list[Notice]:
-        call = self.calls.get(event.get("Uniqueid", ""))
+        call = self._tracked(event)
         if call is None:
             return []
         leg = AgentLeg(queue=event.get("Queue", ""), interface=event.get("Interface", ""),
@@ -272,7 +296,7 @@ class Tracker:
                        "talk_time": leg.talk_time, "reason": reason})
 
     def _complete(self, event: Event, now: float) -> list[Notice]:
-        call = self.calls.get(event.get("Uniqueid", ""))
+        call = self._tracked(event)
         if call is None:
             return []
         for leg in reversed(call.legs):
@@ -282,6 +306,8 @@ class Tracker:
 
     def _hangup(self, event: Event, now: float) -> list[Notice]:
         uniqueid = event.get("Uniqueid", "")
+        if self.helpers.pop(uniqueid, None) is not None:
+            return []  # a transfer helper is gone; the caller's own channel says when the call ends
         call = self.calls.get(uniqueid)
         if call is None:
             return self._agent_channel_gone(event, now)
@@ -307,6 +333,8 @@ class Tracker:
 
     def _forget(self, call: Call) -> None:
         self.calls.pop(call.uniqueid, None)
+        for helper in [h for h, owner in self.helpers.items() if owner == call.uniqueid]:
+            del self.helpers[helper]
         if self.by_linkedid.get(call.linkedid) == call.uniqueid:
             del self.by_linkedid[call.linkedid]
         self._join_location.pop(call.uniqueid, None)

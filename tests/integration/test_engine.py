@@ -315,3 +315,46 @@ async def test_a_desk_transferring_from_its_phone_moves_the_caller_and_a_wrong_n
     assert call.visits[-1].queue == "n2-amu" and call.visits[-1].priority == site.plan.front_priority
     assert not caller.hungup and site.switch.find_channel(caller.name) is caller
     assert not [e for e in site.events if e.name == "Hangup" and e.get("Uniqueid") == caller.uniqueid]
+
+
+async def test_an_attended_transfer_from_the_desk_is_followed_through_its_helper_channel(site: Site) -> None:
+    """A site that enables attended transfer (features.conf atxfer): during the consultation the
+    queue caller of N2 is a Local helper carrying the caller's Linkedid (recording 03d). The engine
+    shows the call waiting there, moves it by the helper, and keeps one record to the end."""
+    from simulator.softswitch.atxfer import parse_featuremap
+
+    site.switch.featuremap = parse_featuremap("[featuremap]\natxfer => *2\n")  # read when the desk is bridged
+    n1, amu, mg = site.desk("1001"), site.desk("2001", answer_after=None), site.desk("3001")
+    await site.login(n1, ["n1-arm"], "arm-n1")
+    await site.login(amu, ["n2-amu"], "arm-amu")
+    await site.login(mg, ["n2-mg"], "osnp")
+    caller = site.call("15", "0612345678")
+    call = await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
+    await eventually(lambda: call.current_leg is not None, what="N1 answer")
+    desk_leg = site.switch.find_channel(call.current_leg.agent_channel)
+    assert desk_leg is not None
+
+    assert site.switch.atxfer(desk_leg, None, site.plan.queues["n2-amu"].transfer_code) is None  # *2 then 200
+    site.server._wake.set()
+    visit = await eventually(lambda: call.current_visit, timeout=5, what="the helper waits in n2-amu")
+    assert visit.queue == "n2-amu" and visit.channel.startswith("Local/200@sas-desk-transfer-")
+    assert [c.call_id for c in site.engine.tracker.waiting()] == [call.call_id]  # one record, seen waiting
+    assert call.channel == caller.name
+
+    # The N1 desk decides MG after all: the engine withdraws the helper, not the caller on hold.
+    status, body = await site.post(f"/api/calls/{call.call_id}/transfer", {"queue": "n2-mg"})
+    assert status == 200 and body["mechanism"] == "withdraw", body
+    await eventually(lambda: call.current_leg is not None and call.current_leg.queue == "n2-mg", what="MG answers")
+
+    site.switch.request_hangup(desk_leg, 16, soft=True)  # the N1 desk hangs up: the transfer completes
+    site.server._wake.set()
+    await eventually(lambda: call.legs[0].ended_at is not None, what="N1 leg closed")
+    assert call.legs[0].end_reason == "transfer" and not caller.hungup
+    assert [(v.queue, v.outcome) for v in call.visits] == [
+        ("n1-arm", VisitOutcome.ANSWERED), ("n2-amu", VisitOutcome.TRANSFERRED), ("n2-mg", VisitOutcome.ANSWERED)]
+
+    site.switch.request_hangup(caller.peer or caller, 16, soft=True)  # the caller hangs up at last
+    site.server._wake.set()
+    await eventually(lambda: call.ended_at is not None, what="call ended")
+    assert call.legs[-1].queue == "n2-mg" and call.legs[-1].ended_at is not None
+    assert not site.engine.tracker.helpers
