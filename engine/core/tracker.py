@@ -154,8 +154,7 @@ class Tracker:
         a Local ;2 with the Linkedid of a call a desk is talking to."""
         channel = event.get("Channel", "")
         owner = self.calls.get(self.by_linkedid.get(event.get("Linkedid", ""), ""))
-        if owner is None or not channel.startswith("Local/") or not channel.endswith(";2") \
-                or owner.current_leg is None:
+        if owner is None or not _is_local_two(channel) or owner.current_leg is None:
             return None
         self.helpers[event.get("Uniqueid", "")] = owner.uniqueid
         return owner
@@ -400,10 +399,21 @@ class Tracker:
         for channel in channels:
             if channel.get("BridgeId"):
                 by_bridge.setdefault(channel["BridgeId"], []).append(channel)
-        for uniqueid, channel in live.items():
-            if channel.get("Application") != "Queue":
-                continue
+        for helper in [h for h in self.helpers if h not in live]:
+            del self.helpers[helper]
+        # Callers before Local ;2 channels (the switch lists channels in its own order): a Local ;2
+        # in Queue() whose Linkedid is a caller's is an attended transfer's helper, not a call.
+        in_queue = sorted(((u, c) for u, c in live.items() if c.get("Application") == "Queue"),
+                          key=lambda item: _is_local_two(item[1].get("Channel", "")))
+        for uniqueid, channel in in_queue:
             queue = channel.get("ApplicationData", "").split(",")[0]
+            owner = self._resynced_helper_owner(uniqueid, channel)
+            if owner is not None:
+                entry = waiting.get(uniqueid)
+                if entry is not None and owner.current_visit is None:
+                    owner.visits.append(_waiting_visit(entry, queue, owner.priority, channel, now))
+                    owner.state = CallState.WAITING
+                continue
             call = self.calls.get(uniqueid)
             adopted = call is None
             if call is None:
@@ -417,10 +427,7 @@ class Tracker:
                               "Linkedid": call.linkedid, "Channel": call.channel}, now)
             entry = waiting.get(uniqueid)
             if entry is not None and call.current_visit is None:
-                joined = now - _int(entry.get("Wait"))
-                call.visits.append(QueueVisit(queue=entry.get("Queue", queue), joined_at=joined,
-                                              priority=_int(entry.get("Priority"), call.priority),
-                                              position=_int(entry.get("Position"))))
+                call.visits.append(_waiting_visit(entry, queue, call.priority, channel, now))
                 call.state = CallState.WAITING
             elif entry is None and channel.get("BridgeId") and call.current_leg is None:
                 peers = [c for c in by_bridge.get(channel["BridgeId"], []) if c.get("Uniqueid") != uniqueid]
@@ -434,6 +441,25 @@ class Tracker:
             if adopted:
                 notices.append(Notice("call-adopted", now, uniqueid, {"queue": call.current_queue}))
         return notices
+
+    def _resynced_helper_owner(self, uniqueid: str, channel: Event) -> Call | None:
+        owner_uniqueid = self.helpers.get(uniqueid)
+        if owner_uniqueid is None and uniqueid not in self.calls and _is_local_two(channel.get("Channel", "")):
+            candidate = self.by_linkedid.get(channel.get("Linkedid", ""))
+            if candidate is not None and candidate != uniqueid and candidate in self.calls:
+                self.helpers[uniqueid] = owner_uniqueid = candidate
+        return self.calls.get(owner_uniqueid or "")
+
+
+def _waiting_visit(entry: Event, queue: str, priority: int, channel: Event, now: float) -> QueueVisit:
+    """A queue visit rebuilt from a QueueStatus entry (its Wait says when it began)."""
+    return QueueVisit(queue=entry.get("Queue", queue), joined_at=now - _int(entry.get("Wait")),
+                      priority=_int(entry.get("Priority"), priority), position=_int(entry.get("Position")),
+                      channel=channel.get("Channel", ""))
+
+
+def _is_local_two(channel: str) -> bool:
+    return channel.startswith("Local/") and channel.endswith(";2")
 
 
 def _cid(value: str | None) -> str:

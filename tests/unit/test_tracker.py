@@ -79,3 +79,36 @@ def test_queue_member_events_build_the_agent_picture() -> None:
     assert agent.status.value == "paused"
     final = fed("06-status-while-waiting").agents["Local/2001@agents/n"]
     assert not final.paused and final.status.value == "available"
+
+
+def test_an_attended_transfer_keeps_one_record_through_its_local_helper() -> None:
+    """Recording 03d: after the Atxfer the n2-amu queue caller is Local/200@transfer;2, not the
+    caller; its join, answer and end belong to the caller's record, and no second call appears."""
+    tracker = fed("03d-atxfer")
+    calls = list(tracker.ended) + list(tracker.calls.values())
+    transferred = calls[-1]
+    assert len(calls) == 2  # the first call (Atxfer refused) and this one: no call for the helper
+    assert [(v.queue, v.outcome) for v in transferred.visits] == [("n1-arm", VisitOutcome.ANSWERED),
+                                                                 ("n2-amu", VisitOutcome.ANSWERED)]
+    assert transferred.visits[1].channel.startswith("Local/200@transfer-")
+    assert [(leg.queue, leg.member_name, leg.end_reason) for leg in transferred.legs] == [
+        ("n1-arm", "1001", "transfer"), ("n2-amu", "2001", "caller")]
+    assert transferred.channel.startswith("Local/15@from-pstn-") and not tracker.helpers
+
+
+def test_a_reconnect_during_a_consultation_adopts_the_helper_as_the_callers_wait() -> None:
+    """After an engine restart CoreShowChannels lists the helper (maybe first: the order is the
+    switch's); it must not become a second call nor steal the caller's Linkedid."""
+    caller = {"Channel": "PJSIP/operator-00000001", "Uniqueid": "100.1", "Linkedid": "100.1",
+              "Application": "Queue", "ApplicationData": "n1-arm,t", "BridgeId": "home", "CallerIDNum": "0612345678"}
+    helper = {"Channel": "Local/200@sas-desk-transfer-00000002;2", "Uniqueid": "100.5", "Linkedid": "100.1",
+              "Application": "Queue", "ApplicationData": "n2-amu,t", "BridgeId": "", "CallerIDNum": "0612345678"}
+    entry = {"Queue": "n2-amu", "Uniqueid": "100.5", "Wait": "12", "Position": "1", "Priority": "4"}
+    tracker = Tracker()
+    tracker.resync([helper, caller], [entry], {"100.1": {"SAS_CALL_ID": "sas-69-100.1", "SAS_LINE": "15"},
+                                               "100.5": {"SAS_CALL_ID": "sas-69-100.1", "SAS_LINE": "15"}}, 1000.0)
+    assert list(tracker.calls) == ["100.1"] and tracker.by_linkedid == {"100.1": "100.1"}
+    call = tracker.calls["100.1"]
+    assert call.current_visit is not None and call.current_visit.queue == "n2-amu"
+    assert call.current_visit.channel == helper["Channel"] and call.current_visit.joined_at == 988.0
+    assert tracker.helpers == {"100.5": "100.1"}
