@@ -1279,6 +1279,9 @@ class Softswitch(AttendedTransfers):
         if desk is None:
             return f"desk {extension} has no call to transfer"
         context = desk.variables.get("TRANSFER_CONTEXT") or self.endpoint_contexts.get(extension) or "default"
+        if self.dialplan.find(context, number) is None:
+            # res_pjsip_refer answers 404 and the call stays as it was.
+            return f"blind transfer target {number}@{context} does not exist"
         return self.blind_transfer(desk, context, number) or None
 
     def restart(self) -> None:

@@ -308,6 +308,10 @@ async def test_a_desk_transferring_from_its_phone_moves_the_caller_and_a_wrong_n
     assert [e.get("Reason") for e in site.events if e.name == "AgentComplete" and e.get("Queue") == "n1-arm"] \
         == ["transfer"]
 
+    # A SIP URI that no extension matches is refused by the switch (404): the call stays as it is.
+    refused = site.switch.desk_transfer("2001", "docteur")
+    assert refused == "blind transfer target docteur@sas-desk-transfer does not exist"
+    assert call.current_leg is not None and call.current_leg.queue == "n2-amu"
     # The AMU desk keys a number that is no queue's code: the caller is back, first in line.
     assert site.switch.desk_transfer("2001", "9999") is None
     site.server._wake.set()
