@@ -394,14 +394,9 @@ class AppQueue:
         return position
 
     def _wait_vars(self, ch: Channel, caller: QueueCaller) -> None:
-        waited = self.sw.now() - caller.joined
-        self.sw.setvar(ch, "QUEUEWAIT", str(int(waited)))
-        self.sw.setvar(ch, "QUEUEWAIT_MS", str(int(waited * 1000)))
-        dialed = self.sw.now() - (ch.answered_at or caller.joined)
-        self.sw.setvar(ch, "DIALEDTIME", str(int(dialed)))
-        self.sw.setvar(ch, "DIALEDTIME_MS", str(int(dialed * 1000)))
-        self.sw.setvar(ch, "ANSWEREDTIME", "0")
-        self.sw.setvar(ch, "ANSWEREDTIME_MS", "0")
+        now = self.sw.now()
+        self.sw.set_durations(ch, (("QUEUEWAIT", now - caller.joined),
+                                   ("DIALEDTIME", now - (ch.answered_at or caller.joined)), ("ANSWEREDTIME", 0.0)))
 
     def abandon(self, ch: Channel, *, withdraw_info: str | None = None,
                 relocate: Callable[[], None] | None = None) -> None:
@@ -547,8 +542,7 @@ class AppQueue:
         position = self._leave(q, caller)
         holdtime = int(sw.now() - caller.joined)
         sw.setvar(ch, "QUEUEPOSITION", str(position))
-        sw.setvar(ch, "QUEUEWAIT", str(holdtime))
-        sw.setvar(ch, "QUEUEWAIT_MS", str(int((sw.now() - caller.joined) * 1000)))
+        sw.set_durations(ch, (("QUEUEWAIT", sw.now() - caller.joined),))
         ring = int(sw.now() - (agent.created or sw.now()))
         sw.emit("AgentConnect", [*ch.snapshot(), *agent.snapshot("Dest"), ("Queue", q.name),
                                  ("Interface", member.interface), ("MemberName", member.name),
@@ -597,9 +591,7 @@ class AppQueue:
             now = self.sw.now()
             answered = ("ANSWEREDTIME", now - session.connected_at if hanging_up else 0.0)
             dialed = ("DIALEDTIME", now - ch.created)
-            for name, seconds in (answered, dialed) if hanging_up else (dialed, answered):
-                self.sw.setvar(ch, name, str(int(seconds)))
-                self.sw.setvar(ch, f"{name}_MS", str(int(seconds * 1000)))
+            self.sw.set_durations(ch, (answered, dialed) if hanging_up else (dialed, answered))
         self._prune()
 
     def _prune(self) -> None:

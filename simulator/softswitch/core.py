@@ -181,6 +181,12 @@ class Softswitch(AttendedTransfers):
         ch.variables[base] = value
         self.emit("VarSet", [*ch.snapshot(), ("Variable", name), ("Value", value)], "dialplan")
 
+    def set_durations(self, ch: Channel, durations: tuple[tuple[str, float], ...]) -> None:
+        """Timer variables as Queue() and Dial() publish them: whole seconds, then ``_MS``."""
+        for name, seconds in durations:
+            self.setvar(ch, name, str(int(seconds)))
+            self.setvar(ch, f"{name}_MS", str(int(seconds * 1000)))
+
     def inherit_to(self, parent: Channel, child: Channel) -> None:
         for name, level in parent.inherit.items():
             if name in parent.variables:
@@ -636,9 +642,8 @@ class Softswitch(AttendedTransfers):
             return
         ch.dial = None
         now = self.now()
-        for name, seconds in (("ANSWEREDTIME", now - (state.answered_at or now)), ("DIALEDTIME", now - state.started)):
-            self.setvar(ch, name, str(int(seconds)))
-            self.setvar(ch, f"{name}_MS", str(int(seconds * 1000)))
+        self.set_durations(ch, (("ANSWEREDTIME", now - (state.answered_at or now)),
+                                ("DIALEDTIME", now - state.started)))
         self.setvar(ch, "DIALSTATUS", "ANSWER")
 
     def _dial_leg_gone(self, state: DialState, leg: Channel) -> None:
