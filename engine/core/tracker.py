@@ -149,14 +149,19 @@ class Tracker:
         uniqueid = event.get("Uniqueid", "")
         return self.calls.get(self.helpers.get(uniqueid, uniqueid))
 
-    def _helper_of(self, event: Event) -> Call | None:
-        """The call an attended transfer's Local helper stands for, when this event is its join:
-        a Local ;2 with the Linkedid of a call a desk is talking to."""
-        channel = event.get("Channel", "")
-        owner = self.calls.get(self.by_linkedid.get(event.get("Linkedid", ""), ""))
-        if owner is None or not _is_local_two(channel) or owner.current_leg is None:
+    def _helper_owner(self, uniqueid: str, channel: Event, *, talking: bool) -> Call | None:
+        """The call an attended transfer's Local helper stands for (registered as such): a Local ;2,
+        not a call itself, with the Linkedid of a tracked call — one a desk is talking to when
+        ``talking`` (a live join), any when rebuilding after a reconnect."""
+        known = self.helpers.get(uniqueid)
+        if known is not None:
+            return self.calls.get(known)
+        if uniqueid in self.calls or not _is_local_two(channel.get("Channel", "")):
             return None
-        self.helpers[event.get("Uniqueid", "")] = owner.uniqueid
+        owner = self.calls.get(self.by_linkedid.get(channel.get("Linkedid", ""), ""))
+        if owner is None or owner.uniqueid == uniqueid or (talking and owner.current_leg is None):
+            return None
+        self.helpers[uniqueid] = owner.uniqueid
         return owner
 
     def _call_for(self, event: Event, now: float, *, create: bool) -> Call | None:
@@ -199,7 +204,8 @@ class Tracker:
         return []
 
     def _join(self, event: Event, now: float) -> list[Notice]:
-        call = self._call_for(event, now, create=True) or self._helper_of(event)
+        call = self._call_for(event, now, create=True) or self._helper_owner(event.get("Uniqueid", ""), event,
+                                                                             talking=True)
         if call is None:
             return []
         uniqueid = call.uniqueid
@@ -407,7 +413,7 @@ class Tracker:
                           key=lambda item: _is_local_two(item[1].get("Channel", "")))
         for uniqueid, channel in in_queue:
             queue = channel.get("ApplicationData", "").split(",")[0]
-            owner = self._resynced_helper_owner(uniqueid, channel)
+            owner = self._helper_owner(uniqueid, channel, talking=False)
             if owner is not None:
                 entry = waiting.get(uniqueid)
                 if entry is not None and owner.current_visit is None:
@@ -441,14 +447,6 @@ class Tracker:
             if adopted:
                 notices.append(Notice("call-adopted", now, uniqueid, {"queue": call.current_queue}))
         return notices
-
-    def _resynced_helper_owner(self, uniqueid: str, channel: Event) -> Call | None:
-        owner_uniqueid = self.helpers.get(uniqueid)
-        if owner_uniqueid is None and uniqueid not in self.calls and _is_local_two(channel.get("Channel", "")):
-            candidate = self.by_linkedid.get(channel.get("Linkedid", ""))
-            if candidate is not None and candidate != uniqueid and candidate in self.calls:
-                self.helpers[uniqueid] = owner_uniqueid = candidate
-        return self.calls.get(owner_uniqueid or "")
 
 
 def _waiting_visit(entry: Event, queue: str, priority: int, channel: Event, now: float) -> QueueVisit:

@@ -190,8 +190,8 @@ class AttendedTransfers:
         self._enter(home, target)
         if peer is not None and not peer.hungup:
             self.destroy(peer, 16)
-        transferees = [c for c in home.channels if c is not target]
-        for transferee in transferees[:1]:
+        transferee = next((c for c in home.channels if c is not target), None)
+        if transferee is not None:
             self._set_bridgepeers(transferee, target)
             self.emit("AttendedTransfer", [
                 ("Result", "Success"), *transferer.snapshot("OrigTransferer"), *home.snapshot("OrigBridge"),

@@ -886,13 +886,12 @@ class Softswitch(AttendedTransfers):
                 self.destroy(other, 26)
         q = attempt.queue
         delay = q.memberdelay + (ANNOUNCE_SECONDS if q.announce else 0.0)
+        attempt.answered = (member, leg)
         if delay <= 0:
-            attempt.caller.attempt = None
-            self.queues.connected(q, attempt.caller, member, leg)
+            self._member_ready(attempt)
             return
         # try_calling: the member waits (memberdelay, then the announcement) before the caller is
         # connected; a member who hangs up meanwhile "dumps" the caller, who goes on waiting.
-        attempt.answered = (member, leg)
         timer = self.scheduler.call_later(delay, lambda: self._member_ready(attempt))
         leg.on_hangup.append(lambda _leg: self._member_dumped(attempt, timer))
 
