@@ -11,7 +11,7 @@ from pathlib import Path
 
 from simulator.softswitch.clock import Scheduler
 from simulator.softswitch.core import Endpoint, Softswitch, originate
-from simulator.softswitch.model import Event
+from simulator.softswitch.model import Channel, Event
 
 ETC = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts" / "asterisk-etc"
 
@@ -48,13 +48,20 @@ def _member_status(events: list[Event], interface: str) -> list[str]:
     return [e.get("Status") for e in _named(events, "QueueMemberStatus") if e.get("Interface") == interface]
 
 
-def test_a_local_member_without_n_is_optimised_away_once_the_agent_phone_answers() -> None:
+def _answered_through(member: str) -> tuple[Softswitch, list[Event], Channel]:
+    """A 15 call answered by phone PJSIP/1001 through the n1-arm member ``member`` (a Local channel
+    into [agents-dial], which dials the phone), three seconds on."""
     sw, events = _switch(DIALLING_MEMBER)
     sw.endpoints["1001"] = Endpoint("1001", answer_after=0.5)
-    sw.queues.add_member("n1-arm", "Local/1001@agents-dial", "1001")
+    sw.queues.add_member("n1-arm", member, "1001")
     caller = sw.inbound_call("operator", "15", caller_num="0612345678", context="from-pstn")
     assert caller is not None
     _run(sw, 3)
+    return sw, events, caller
+
+
+def test_a_local_member_without_n_is_optimised_away_once_the_agent_phone_answers() -> None:
+    sw, events, caller = _answered_through("Local/1001@agents-dial")
 
     phone = next(ch for ch in sw.channels.values() if ch.name.startswith("PJSIP/1001-"))
     assert caller.variables["BRIDGEPEER"] == phone.name  # the caller now talks to the phone directly
@@ -73,12 +80,7 @@ def test_a_local_member_without_n_is_optimised_away_once_the_agent_phone_answers
 
 
 def test_a_local_member_with_n_is_never_optimised_so_the_desk_stays_in_use() -> None:
-    sw, events = _switch(DIALLING_MEMBER)
-    sw.endpoints["1001"] = Endpoint("1001", answer_after=0.5)
-    sw.queues.add_member("n1-arm", "Local/1001@agents-dial/n", "1001")
-    caller = sw.inbound_call("operator", "15", caller_num="0612345678", context="from-pstn")
-    assert caller is not None
-    _run(sw, 3)
+    _, events, caller = _answered_through("Local/1001@agents-dial/n")
 
     assert not _named(events, "LocalOptimizationBegin")
     assert caller.variables["BRIDGEPEER"].startswith("Local/1001@agents-dial-")
