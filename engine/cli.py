@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
-from engine.plan import PlanError, load_plan
-from engine.plan.render import write_rendered
+from engine.plan import Plan, PlanError, load_plan
+from engine.plan.render import write_rendered, write_secrets
 
 app = typer.Typer(help="sas-router: call routing for SAS (Service d'Accès aux Soins) switchboards.",
                   no_args_is_help=True, add_completion=False)
@@ -50,6 +50,46 @@ def plan_render(
         raise typer.Exit(code=1) from None
     for path in write_rendered(plan, out):
         typer.echo(f"wrote {path}")
+
+
+def _load_or_exit(file: Path) -> Plan:
+    try:
+        return load_plan(file)
+    except PlanError as exc:
+        for diagnostic in exc.diagnostics:
+            typer.echo(str(diagnostic), err=True)
+        typer.echo(f"{file}: refused", err=True)
+        raise typer.Exit(code=1) from None
+
+
+@plan_app.command("install")
+def plan_install(
+    file: Path = typer.Argument(..., help="Plan file to install."),
+    etc: Path = typer.Option(Path("/etc/asterisk"), "--etc", help="Asterisk's configuration directory."),
+) -> None:
+    """Render into <etc>/<site-id>/, create the secrets if missing, and #include the rendered files
+    from the PBX's own extensions.conf, pjsip.conf, queues.conf, manager.conf, rtp.conf, modules.conf.
+
+    Existing files only gain include lines; nothing of the PBX's own configuration is replaced."""
+    from engine.plan.install import install
+
+    plan = _load_or_exit(file)
+    for line in install(plan, etc):
+        typer.echo(line)
+
+
+@plan_app.command("secrets")
+def plan_secrets(
+    file: Path = typer.Argument(..., help="Plan file whose desks get passwords."),
+    out: Path = typer.Option(..., "--out", help="The site's directory on the Asterisk host, e.g. "
+                                               "/etc/asterisk/sas-69 (files are created mode 0600)."),
+) -> None:
+    """Write the AMI secret and one password per declared desk, keeping those already issued.
+
+    Run it on the Asterisk host, never in the repository: the passwords must not be committed."""
+    plan = _load_or_exit(file)
+    for path in write_secrets(plan, out):
+        typer.echo(f"wrote {path} (mode 0600)")
 
 
 @app.command("softswitch")

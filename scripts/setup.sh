@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(${SAS_APT_PACKAGES:-mosquitto prometheus postgresql chromium sip-tester})
+APT_PACKAGES=(${SAS_APT_PACKAGES:-mosquitto prometheus postgresql chromium sip-tester libsrtp2-1 sox espeak-ng})
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import ipaddress
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +20,9 @@ import holidays
 from pydantic import BaseModel, ValidationError
 
 from engine.plan.model import (
+    DESK_KEY_PATTERN,
+    Desk,
+    DeskSpec,
     LineKind,
     LineSpec,
     OverflowRule,
@@ -29,8 +34,10 @@ from engine.plan.model import (
     Route,
     Schedule,
     ScheduleSlot,
+    SipSpec,
     SiteSpec,
     SwitchoverPreset,
+    expand_desks,
     minutes_of,
     parse_clock,
 )
@@ -38,7 +45,9 @@ from engine.plan.source import Diagnostic, PathKey, PlanError, PositionedSource,
 
 M = TypeVar("M", bound=BaseModel)
 
-SECTIONS = ("site", "queues", "lines", "partners", "schedule", "qualification", "switchovers")
+SECTIONS = ("site", "sip", "queues", "lines", "partners", "desks", "schedule", "qualification", "switchovers")
+#: Desks one range may declare; a typo such as 1001-10010 would otherwise render ten thousand phones.
+MAX_DESKS_PER_RANGE = 500
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -56,6 +65,8 @@ FIELD_FORMS = {
     "music": "a music-on-hold class name",
     "host": "a host name or IP address",
     "transfer_code": "digits a desk keys on its phone, 1 to 8 of them (e.g. 200)",
+    "tls_cert": "an absolute path on the Asterisk host",
+    "tls_key": "an absolute path on the Asterisk host",
 }
 
 
@@ -201,6 +212,35 @@ def _models(c: _Collector, raw: dict[str, Any], section: str, cls: type[M]) -> d
         if parsed is not None:
             out[str(name)] = parsed
     return out
+
+
+def _parse_desks(c: _Collector, raw: dict[str, Any]) -> dict[str, Desk]:
+    """Desk keys are extensions or ranges (``1001-1020``); every desk is declared once."""
+    desks: dict[str, Desk] = {}
+    for key, entry in raw.items():
+        path: PathKey = ("desks", key)
+        text = str(key)
+        if not re.fullmatch(DESK_KEY_PATTERN, text):
+            c.error(path, f"'{text}' is not a desk extension or range: 2 to 8 digits (1001) or two of them "
+                          "joined by '-' (1001-1020)", key=True)
+            continue
+        first, _, last = text.partition("-")
+        if last and (len(first) != len(last) or int(last) < int(first)):
+            c.error(path, f"range {text} must go up, with both ends of the same length", key=True)
+            continue
+        if last and int(last) - int(first) + 1 > MAX_DESKS_PER_RANGE:
+            c.error(path, f"range {text} declares {int(last) - int(first) + 1} desks; at most "
+                          f"{MAX_DESKS_PER_RANGE} per range", key=True)
+            continue
+        spec = c.model(DeskSpec, entry if entry is not None else {}, path)
+        if spec is None:
+            continue
+        for desk in expand_desks(text, spec):
+            if desk.extension in desks:
+                c.error(path, f"desk {desk.extension} is declared twice", key=True)
+                break
+            desks[desk.extension] = desk
+    return desks
 
 
 def _check_site(c: _Collector, site: SiteSpec | None) -> None:
@@ -435,6 +475,9 @@ def _cross_check(
     if site is not None and site.id in partners:
         c.error(("partners", site.id), f"'{site.id}' is this site itself; a partner must be another SAS", key=True)
     for name, partner in partners.items():
+        if not partner.match and not _is_address(partner.host):
+            c.error(("partners", name), f"partner '{name}' needs 'match': the IP addresses its calls come from "
+                                        f"('{partner.host}' is a host name, resolved only once when Asterisk loads)")
         if partner.overflow_number not in partner.accepts:
             c.error(("partners", name, "overflow_number"),
                     f"overflow number {partner.overflow_number} is not among the numbers {name} accepts")
@@ -497,6 +540,14 @@ def _check_overflow(c: _Collector, queue: str, rule: OverflowRule, known_partner
         known_partner(partner, path + ("partners", index))
 
 
+def _is_address(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
     known = sorted(known)
     hint = difflib.get_close_matches(name, list(known), n=1)
@@ -520,6 +571,8 @@ def build_plan(src: PositionedSource) -> Plan:
     queues = _models(c, _entries(c, data, "queues", required=True), "queues", QueueSpec)
     lines = _models(c, _entries(c, data, "lines", required=True), "lines", LineSpec)
     partners = _models(c, _entries(c, data, "partners", required=False), "partners", PartnerSpec)
+    sip = c.model(SipSpec, data.get("sip"), ("sip",)) if data.get("sip") is not None else None
+    desks = _parse_desks(c, _entries(c, data, "desks", required=False))
     switchovers = _models(c, _entries(c, data, "switchovers", required=False), "switchovers", SwitchoverPreset)
     schedule = _parse_schedule(c, data.get("schedule"))
     routes = _parse_routes(c, data.get("qualification"), queues)
@@ -546,6 +599,8 @@ def build_plan(src: PositionedSource) -> Plan:
         schedule=schedule,
         routes=routes,
         switchovers=switchovers,
+        sip=sip,
+        desks=desks,
     )
 
 

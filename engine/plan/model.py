@@ -7,13 +7,14 @@ overflow naming a partner) are checked afterwards on the entries that parsed.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from datetime import time
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,38}$"
 #: Dialled numbers and trunk extensions: digits, optionally a leading +; Asterisk extension-safe.
@@ -152,14 +153,106 @@ class LineSpec(_Strict):
         return self.unmask_caller_id
 
 
+def _network(value: str) -> str:
+    """An address or network as Asterisk's ``identify`` match takes it, never a host name: a name
+    is resolved once when pjsip.conf loads, so a DNS hiccup at start leaves the trunk unidentified."""
+    try:
+        return str(ipaddress.ip_network(value.strip(), strict=False))
+    except ValueError:
+        raise ValueError(f"'{value}' is not an IP address or network (e.g. 192.0.2.10 or 192.0.2.0/28); "
+                         "host names are not allowed here") from None
+
+
+def _address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        raise ValueError(f"'{value}' is not an IP address (e.g. 0.0.0.0 or 192.0.2.5)") from None
+
+
+Network = Annotated[str, AfterValidator(_network)]
+Address = Annotated[str, AfterValidator(_address)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$"
+
+
 class PartnerSpec(_Strict):
     name: Annotated[str, Field(min_length=1)]
-    host: Annotated[str, Field(pattern=r"^[A-Za-z0-9.-]+$")]
-    port: Annotated[int, Field(ge=1, le=65535)] = 5060
+    host: Annotated[str, Field(pattern=HOST_PATTERN)]
+    port: Port = 5060
     transport: Literal["udp", "tcp", "tls"] = "tcp"
+    #: Addresses the partner's calls come from (its Asterisk or SBC), for pjsip ``identify``.
+    #: Optional when ``host`` is itself an IP address.
+    match: list[Network] = []
     overflow_number: Annotated[str, Field(pattern=NUMBER_PATTERN)]
     accepts: Annotated[list[Annotated[str, Field(pattern=NUMBER_PATTERN)]], Field(min_length=1)]
     ring_timeout: Annotated[int, Field(ge=5, le=120)] = 20
+
+
+class OperatorSpec(_Strict):
+    """The operator trunk (SBC) that brings 15, 116 117 and the local numbers."""
+
+    #: Addresses its INVITEs come from; every call from them lands in the public-lines context.
+    match: Annotated[list[Network], Field(min_length=1)]
+    #: Where remote regulators are dialled out (``sas-remote-agent``).
+    host: Annotated[str, Field(pattern=HOST_PATTERN)] = "operator-sbc.invalid"
+    port: Port = 5060
+    transport: Literal["udp", "tcp", "tls"] = "udp"
+
+
+class RtpSpec(_Strict):
+    start: Annotated[int, Field(ge=1024, le=65534)] = 10000
+    end: Annotated[int, Field(ge=1025, le=65535)] = 20000
+
+
+class SipSpec(_Strict):
+    """Where the site's SIP listens and who its trunks are; rendered into pjsip.conf and rtp.conf."""
+
+    #: Address the rendered transports bind to (the PBX's own address on the telephony network).
+    bind: Address = "0.0.0.0"
+    port: Port = 5060
+    tls_port: Port = 5061
+    #: Transports to render; empty when the PBX already defines its own (endpoints then use any).
+    transports: list[Literal["udp", "tcp", "tls", "wss"]] = ["udp", "tcp"]
+    operator: OperatorSpec
+    rtp: RtpSpec = RtpSpec()
+    #: Certificate and key of the TLS transport (paths on the Asterisk host).
+    tls_cert: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]+$")] | None = None
+    tls_key: Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]+$")] | None = None
+
+
+DESK_KEY_PATTERN = r"^[0-9]{2,8}(-[0-9]{2,8})?$"
+
+
+class DeskTemplate(StrEnum):
+    """A desk phone in the room, or a remote regulator's browser softphone (WebRTC)."""
+
+    PHONE = "phone"
+    WEBRTC = "webrtc"
+
+
+class DeskSpec(_Strict):
+    template: DeskTemplate = DeskTemplate.PHONE
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Desk:
+    extension: str
+    template: DeskTemplate
+    label: str
+
+    @property
+    def interface(self) -> str:
+        return f"PJSIP/{self.extension}"
+
+
+def expand_desks(key: str, spec: DeskSpec) -> list[Desk]:
+    """``"1001"`` is one desk, ``"1001-1020"`` twenty: rooms are numbered in blocks."""
+    first, _, last = key.partition("-")
+    numbers = range(int(first), int(last or first) + 1)
+    width = len(first)
+    return [Desk(str(n).zfill(width), spec.template, spec.label) for n in numbers]
 
 
 class Window(_Strict):
@@ -235,6 +328,13 @@ class Plan:
     schedule: Schedule
     routes: dict[Priority, Route]
     switchovers: dict[str, SwitchoverPreset]
+    sip: SipSpec | None = None
+    desks: dict[str, Desk] = field(default_factory=dict)
+
+    def desk_of(self, interface: str) -> Desk | None:
+        """The declared desk behind a queue-member interface, if any."""
+        tech, _, extension = interface.partition("/")
+        return self.desks.get(extension) if tech == "PJSIP" else None
 
     @property
     def front_priority(self) -> int:

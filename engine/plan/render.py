@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 from engine.plan import contexts as C
-from engine.plan.model import LineKind, LineSpec, Plan, QueueSpec
+from engine.plan.model import DeskTemplate, LineKind, LineSpec, Plan, QueueSpec, RtpSpec
 
-GENERATED = "extensions.conf", "queues.conf", "manager.conf", "pjsip.conf"
+GENERATED = ("extensions.conf", "queues.conf", "queues-general.conf", "manager.conf", "pjsip.conf", "rtp.conf",
+             "modules.conf")
 
 
 def _safe(text: str) -> str:
@@ -53,7 +55,7 @@ class _Ext:
 
 def _tag_common(x: _Ext, plan: Plan, line_id: str, line: LineSpec) -> None:
     x(f"Set(__{C.VAR_LINE}={line_id})")
-    x(f"Set(__{C.VAR_SITE}=${{{C.VAR_SITE}}})")
+    x(f"Set(__{C.VAR_SITE}={plan.site.id})")
     x(f"Set(__{C.VAR_DIALED}=${{EXTEN}})")
     x(f"Set(__{C.VAR_ENTRY_QUEUE}={line.queue})")
     x(f"Set(__{C.VAR_PRIO}={line.priority})")
@@ -112,7 +114,7 @@ def _partner_line(out: list[str], plan: Plan, line_id: str, line: LineSpec) -> N
         x(f"Goto({C.CTX_QUEUE},{line.queue},1)")
 
 
-def _queue_entry(out: list[str], name: str, queue: QueueSpec) -> None:
+def _queue_entry(out: list[str], plan: Plan, name: str, queue: QueueSpec) -> None:
     x = _Ext(out, name)
     x(f"Set(__{C.VAR_QUEUE}=${{EXTEN}})")
     x(f"Set(__TRANSFER_CONTEXT={C.CTX_DESK_TRANSFER})")  # inherited by the desk leg: see that context
@@ -122,12 +124,12 @@ def _queue_entry(out: list[str], name: str, queue: QueueSpec) -> None:
     x('GotoIf($["${QUEUESTATUS}" = "WITHDRAW"]?withdrawn)')
     target = (queue.fallback.queue if queue.fallback else None) or name
     x(f"NoOp(no pick-up in {name} - ${{QUEUESTATUS}} - caller goes to the front of {target})")
-    x(f"Set(__{C.VAR_PRIO}=${{SAS_FRONT_PRIO}})")
+    x(f"Set(__{C.VAR_PRIO}={plan.front_priority})")
     x(f"Goto({C.CTX_QUEUE},{target},1)")
     x(f"GotoIf(${{DIALPLAN_EXISTS({C.CTX_ROUTE},${{QUEUE_WITHDRAW_INFO}},1)}}"
       f"?{C.CTX_ROUTE},${{QUEUE_WITHDRAW_INFO}},1)", label="withdrawn")
     x(f"NoOp(unknown withdraw destination ${{QUEUE_WITHDRAW_INFO}} - back to the front of {name})")
-    x(f"Set(__{C.VAR_PRIO}=${{SAS_FRONT_PRIO}})")
+    x(f"Set(__{C.VAR_PRIO}={plan.front_priority})")
     x(f"Goto({C.CTX_QUEUE},{name},1)")
 
 
@@ -139,8 +141,8 @@ def _back_to_queue() -> str:
 
 def render_extensions(plan: Plan) -> str:
     out = _header(plan, "Dialplan")
-    out += ["[general]", "static=yes", "writeprotect=yes", "clearglobalvars=no", ""]
-    out += ["[globals]", f"SAS_SITE={plan.site.id}", f"SAS_FRONT_PRIO={plan.front_priority}", ""]
+    # Only sas-* contexts: this file is #included into the PBX's own extensions.conf, whose
+    # [general] and [globals] stay the admin's (a second [globals] would be ignored by Asterisk).
 
     out += ["; Public numbers from the operator trunk: tag, unmask, switch-over check, entry queue.",
             f"[{C.CTX_PSTN}]"]
@@ -159,7 +161,7 @@ def render_extensions(plan: Plan) -> str:
     out += ["; One extension per queue. Queue() returns only on timeout/empty/withdraw:",
             "; the caller then goes on to a queue - never to a hang-up.", f"[{C.CTX_QUEUE}]"]
     for name, queue in sorted(plan.queues.items()):
-        _queue_entry(out, name, queue)
+        _queue_entry(out, plan, name, queue)
     out.append("")
 
     out += ["; Where the engine sends a caller: QueueWithdrawCaller WithdrawInfo, Redirect and",
@@ -173,7 +175,7 @@ def render_extensions(plan: Plan) -> str:
         x(f"Goto({C.CTX_OVERFLOW_OUT},{partner},1)")
     x = _Ext(out, "i")
     x("NoOp(unknown route - back to the front of the queue of the caller)")
-    x(f"Set(__{C.VAR_PRIO}=${{SAS_FRONT_PRIO}})")
+    x(f"Set(__{C.VAR_PRIO}={plan.front_priority})")
     x(_back_to_queue())
     out.append("")
 
@@ -203,7 +205,7 @@ def render_extensions(plan: Plan) -> str:
         x(f"Dial(PJSIP/{partner.overflow_number}@{name},{partner.ring_timeout},b({C.CTX_TRUNK_HEADERS}^s^1))")
         x(f"NoOp({name} did not take the call - ${{DIALSTATUS}})")
         x(f"Set(__{C.VAR_OVERFLOWED_TO}=)")
-        x(f"Set(__{C.VAR_PRIO}=${{SAS_FRONT_PRIO}})")
+        x(f"Set(__{C.VAR_PRIO}={plan.front_priority})")
         x(_back_to_queue())
     out.append("")
 
@@ -216,7 +218,7 @@ def render_extensions(plan: Plan) -> str:
         x(f"Dial(PJSIP/${{{C.VAR_DIALED}}}@{name},{partner.ring_timeout},b({C.CTX_TRUNK_HEADERS}^s^1))")
         x(f"NoOp({name} did not take the call - ${{DIALSTATUS}})")
         x(f"Set(__{C.VAR_SWITCHED_TO}=)")
-        x(f"Set(__{C.VAR_PRIO}=${{SAS_FRONT_PRIO}})")
+        x(f"Set(__{C.VAR_PRIO}={plan.front_priority})")
         x(f"Goto({C.CTX_QUEUE},${{{C.VAR_ENTRY_QUEUE}}},1)")
     out.append("")
 
@@ -237,18 +239,31 @@ def render_extensions(plan: Plan) -> str:
     return "\n".join(out)
 
 
+#: Every module the rendered files use, in load order; the engine checks them over AMI at start
+#: and the test switch loads exactly these (``autoload = no``), so a missing one cannot hide.
+REQUIRED_MODULES = (
+    "res_sorcery_astdb", "res_sorcery_config", "res_sorcery_memory", "res_sorcery_realtime",
+    "res_pjproject", "res_pjsip", "res_pjsip_session", "res_pjsip_pubsub", "chan_pjsip", "res_pjsip_authenticator_digest",
+    "res_pjsip_endpoint_identifier_ip", "res_pjsip_endpoint_identifier_user", "res_pjsip_registrar",
+    "res_pjsip_outbound_registration", "res_pjsip_caller_id", "res_pjsip_header_funcs", "res_pjsip_refer",
+    "res_pjsip_sdp_rtp", "res_pjsip_dtmf_info", "res_pjsip_rfc3326", "res_pjsip_diversion",
+    "res_pjsip_outbound_authenticator_digest", "res_pjsip_logger", "res_rtp_asterisk",
+    "res_musiconhold", "res_timing_timerfd", "app_queue", "app_dial", "app_stack", "app_exec",
+    "pbx_config", "func_db", "func_cut", "func_rand", "func_callerid", "func_logic", "func_dialplan",
+    "func_strings", "func_channel", "codec_alaw", "codec_ulaw", "codec_gsm", "format_wav", "format_gsm",
+    "format_pcm", "bridge_simple", "bridge_native_rtp", "bridge_softmix", "bridge_holding",
+    "res_http_websocket", "res_pjsip_transport_websocket", "res_crypto",
+)
+#: What the engine asks Asterisk about at start (a subset: those whose absence breaks a call path).
+CHECKED_MODULES = ("app_queue", "app_dial", "app_stack", "app_exec", "chan_pjsip", "res_pjsip_header_funcs",
+                   "res_pjsip_refer", "func_db", "func_cut", "func_rand", "func_dialplan", "func_callerid",
+                   "func_logic", "res_musiconhold")
+
+
 def render_queues(plan: Plan) -> str:
-    out = _header(plan, "app_queue configuration")
-    out += [
-        "[general]",
-        "persistentmembers = yes",
-        "autofill = yes",
-        "shared_lastcall = yes",
-        "log_membername_as_agent = yes",
-        "",
-    ]
+    out = _header(plan, "app_queue queues (#include this file at the end of queues.conf)")
     for name, q in sorted(plan.queues.items()):
-        label = f" - {q.specialty}" if q.specialty else ""
+        label = f" - {_safe(q.specialty)}" if q.specialty else ""
         out += [
             f"; {q.role}{label}: {_safe(q.label or name)}",
             f"[{name}]",
@@ -273,19 +288,26 @@ def render_queues(plan: Plan) -> str:
     return "\n".join(out)
 
 
-def render_manager(plan: Plan) -> str:
-    out = _header(plan, "AMI access for the sas-router engine")
+def render_queues_general(plan: Plan) -> str:
+    out = _header(plan, "app_queue settings (#include this file INSIDE the [general] section of queues.conf)")
     out += [
-        "[general]",
-        "enabled = yes",
-        "port = 5038",
-        "bindaddr = 127.0.0.1",
-        "displayconnects = no",
+        "persistentmembers = yes     ; logged-in desks survive an Asterisk restart",
+        "autofill = yes              ; several free desks take several waiting callers at once",
+        "shared_lastcall = yes       ; a desk in N1 and N2 AMU gets its wrap-up once, not per queue",
+        "log_membername_as_agent = yes",
         "",
+    ]
+    return "\n".join(out)
+
+
+def render_manager(plan: Plan) -> str:
+    out = _header(plan, "AMI user of the sas-router engine (#include this file at the end of manager.conf)")
+    out += [
+        "; manager.conf's own [general] must say `enabled = yes`; the engine runs on this host and",
+        "; connects to 127.0.0.1 (port 5038 unless [general] says otherwise).",
         "[sas-router]",
-        "; The secret lives outside the generated file: put `secret = ...` in",
-        "; manager-sas-router-secret.conf (mode 0600) and the same value in the engine's settings.",
-        "#tryinclude manager-sas-router-secret.conf",
+        "; The secret lives outside the generated file (mode 0600): `sas-router plan secrets` writes it.",
+        f"#tryinclude {plan.site.id}/manager-secret.conf",
         "deny = 0.0.0.0/0.0.0.0",
         "permit = 127.0.0.1/255.255.255.255",
         "read = system,call,agent,user,dialplan",
@@ -302,60 +324,89 @@ def render_manager(plan: Plan) -> str:
     return "\n".join(out)
 
 
+def _transport_name(proto: str) -> str:
+    return f"sas-transport-{proto}"
+
+
+def _endpoint(out: list[str], name: str, *, context: str, transport: str | None, match: list[str],
+              contact: str | None) -> None:
+    out += [f"[{name}]", "type = endpoint", *([f"transport = {transport}"] if transport else []),
+            f"context = {context}", "disallow = all", "allow = alaw,ulaw", "direct_media = no",
+            "trust_id_inbound = yes", "send_pai = yes", f"aors = {name}", "",
+            f"[{name}]", "type = aor", *([f"contact = {contact}"] if contact else []), ""]
+    if match:
+        out += [f"[{name}]", "type = identify", f"endpoint = {name}", *[f"match = {net}" for net in match], ""]
+
+
 def render_pjsip(plan: Plan) -> str:
-    out = _header(plan, "PJSIP trunk sample (operator and partner SAS)")
-    out += [
-        "; Adapt addresses and authentication to the site's network before use.",
-        "[transport-tcp]",
-        "type = transport",
-        "protocol = tcp",
-        "bind = 0.0.0.0:5060",
-        "",
-    ]
-    for proto in sorted({p.transport for p in plan.partners.values()} - {"tcp"}):
-        out += [f"[transport-{proto}]", "type = transport", f"protocol = {proto}",
-                f"bind = 0.0.0.0:{5061 if proto == 'tls' else 5060}", ""]
-    out += [
-        "; Operator trunk for 15 / 116 117 / local numbers. trust_id_inbound lets the network's",
-        "; P-Asserted-Identity through, which the emergency line needs to unmask withheld callers.",
-        f"[{C.OPERATOR_ENDPOINT}]",
-        "type = endpoint",
-        "transport = transport-tcp",
-        f"context = {C.CTX_PSTN}",
-        "disallow = all",
-        "allow = alaw,ulaw",
-        "trust_id_inbound = yes",
-        "send_pai = yes",
-        f"aors = {C.OPERATOR_ENDPOINT}",
-        "",
-        f"[{C.OPERATOR_ENDPOINT}]",
-        "type = aor",
-        "contact = sip:operator-sbc.invalid:5060",
-        "",
-    ]
+    out = _header(plan, "PJSIP transports, trunks and desks (#include this file at the end of pjsip.conf)")
+    sip = plan.sip
+    transports = list(sip.transports) if sip else []
+    if not sip:
+        out += ["; The plan has no 'sip' section: no transport is rendered and no trunk is identified by",
+                "; address. Route the operator's calls to context sas-from-pstn yourself.", ""]
+    for proto in transports:
+        port = sip.tls_port if proto == "tls" else sip.port
+        out += [f"[{_transport_name(proto)}]", "type = transport", f"protocol = {proto}"]
+        if proto == "wss":
+            out += ["; served by Asterisk's HTTP server: http.conf needs tlsenable, tlsbindaddr and a certificate"]
+        else:
+            out.append(f"bind = {sip.bind}:{port}")
+        if proto == "tls":
+            out += [f"cert_file = {sip.tls_cert or '/etc/asterisk/keys/asterisk.crt'}",
+                    f"priv_key_file = {sip.tls_key or '/etc/asterisk/keys/asterisk.key'}", "method = tlsv1_2"]
+        out.append("")
+
+    def trunk_transport(proto: str) -> str | None:
+        return _transport_name(proto) if proto in transports else None
+
+    out += ["; Operator trunk for 15 / 116 117 / local numbers, identified by address. trust_id_inbound",
+            "; lets the network's P-Asserted-Identity through: the 15 must unmask withheld callers."]
+    operator = sip.operator if sip else None
+    _endpoint(out, C.OPERATOR_ENDPOINT, context=C.CTX_PSTN,
+              transport=trunk_transport(operator.transport) if operator else None,
+              match=list(operator.match) if operator else [],
+              contact=f"sip:{operator.host}:{operator.port};transport={operator.transport}" if operator else None)
     for name, partner in sorted(plan.partners.items()):
-        out += [
-            f"; {_safe(partner.name)}: accepts {', '.join(partner.accepts)}",
-            f"[{name}]",
-            "type = endpoint",
-            f"transport = transport-{partner.transport}",
-            f"context = {C.partner_context(name)}",
-            "disallow = all",
-            "allow = alaw,ulaw",
-            "trust_id_inbound = yes",
-            "send_pai = yes",
-            f"aors = {name}",
-            "",
-            f"[{name}]",
-            "type = aor",
-            f"contact = sip:{partner.host}:{partner.port};transport={partner.transport}",
-            "",
-            f"[{name}]",
-            "type = identify",
-            f"endpoint = {name}",
-            f"match = {partner.host}",
-            "",
-        ]
+        out.append(f"; {_safe(partner.name)}: accepts {', '.join(partner.accepts)}")
+        _endpoint(out, name, context=C.partner_context(name), transport=trunk_transport(partner.transport),
+                  match=list(partner.match) or [partner.host],
+                  contact=f"sip:{partner.host}:{partner.port};transport={partner.transport}")
+
+    if plan.desks:
+        out += ["; Desks: one endpoint, auth and aor each, from the templates below. Passwords are in",
+                f"; {plan.site.id}/desk-secrets.conf (`sas-router plan secrets`), included at the end.",
+                "[sas-desk-phone](!)", "type = endpoint", f"context = {C.CTX_DESK_TRANSFER}", "disallow = all",
+                "allow = alaw,ulaw", "direct_media = no", "rtp_symmetric = yes", "force_rport = yes",
+                "rewrite_contact = yes", "allow_transfer = yes", "send_pai = yes", "",
+                "[sas-desk-webrtc](!)", "type = endpoint", f"context = {C.CTX_DESK_TRANSFER}", "disallow = all",
+                "allow = opus,alaw,ulaw", "webrtc = yes", "allow_transfer = yes", "send_pai = yes",
+                *([f"transport = {_transport_name('wss')}"] if "wss" in transports else []), "",
+                "[sas-desk-auth](!)", "type = auth", "auth_type = userpass", "",
+                "[sas-desk-aor](!)", "type = aor", "max_contacts = 1", "remove_existing = yes",
+                "qualify_frequency = 30", ""]
+        for extension, desk in sorted(plan.desks.items()):
+            template = "sas-desk-webrtc" if desk.template == DeskTemplate.WEBRTC else "sas-desk-phone"
+            label = _safe(desk.label or "Desk")
+            out += [f"[{extension}]({template})", f"auth = {extension}-auth", f"aors = {extension}",
+                    f'callerid = "{label} {extension}" <{extension}>',
+                    f"[{extension}-auth](sas-desk-auth)", f"username = {extension}",
+                    f"[{extension}](sas-desk-aor)", ""]
+        out += [f"#tryinclude {plan.site.id}/desk-secrets.conf", ""]
+    return "\n".join(out)
+
+
+def render_rtp(plan: Plan) -> str:
+    rtp = plan.sip.rtp if plan.sip else RtpSpec()
+    out = _header(plan, "RTP ports (#include this file INSIDE the [general] section of rtp.conf)")
+    out += [f"rtpstart = {rtp.start}", f"rtpend = {rtp.end}", ""]
+    return "\n".join(out)
+
+
+def render_modules(plan: Plan) -> str:
+    out = _header(plan, "Modules the rendered files need (#include INSIDE [modules] of modules.conf)")
+    out += [f"load => {module}.so" for module in REQUIRED_MODULES]
+    out.append("")
     return "\n".join(out)
 
 
@@ -363,9 +414,43 @@ def render_all(plan: Plan) -> dict[str, str]:
     return {
         "extensions.conf": render_extensions(plan),
         "queues.conf": render_queues(plan),
+        "queues-general.conf": render_queues_general(plan),
         "manager.conf": render_manager(plan),
         "pjsip.conf": render_pjsip(plan),
+        "rtp.conf": render_rtp(plan),
+        "modules.conf": render_modules(plan),
     }
+
+
+def render_secrets(plan: Plan, existing: dict[str, str], new_secret: Callable[[], str]) -> dict[str, str]:
+    """The secret files of a site: the AMI user's and each desk's password. Passwords already
+    issued are kept (a phone keeps working after a re-render); only new desks get new ones."""
+    passwords = {ext: existing.get(ext) or new_secret() for ext in sorted(plan.desks)}
+    manager = existing.get("@manager") or new_secret()
+    desk_lines = ["; Desk passwords (mode 0600). Written by `sas-router plan secrets`; keep it out of backups",
+                  "; that others can read. A desk's password is kept across renders.", ""]
+    for ext, password in passwords.items():
+        desk_lines += [f"[{ext}-auth](+)", f"password = {password}", ""]
+    return {
+        "manager-secret.conf": f"; AMI secret of the sas-router user (mode 0600)\nsecret = {manager}\n",
+        "desk-secrets.conf": "\n".join(desk_lines),
+    }
+
+
+def read_secrets(directory: Path) -> dict[str, str]:
+    """Passwords already issued in ``directory`` (desk extension -> password, '@manager')."""
+    found: dict[str, str] = {}
+    manager = directory / "manager-secret.conf"
+    if manager.exists():
+        match = re.search(r"^secret = (\S+)$", manager.read_text(encoding="utf-8"), re.M)
+        if match:
+            found["@manager"] = match.group(1)
+    desks = directory / "desk-secrets.conf"
+    if desks.exists():
+        for ext, password in re.findall(r"^\[(\d+)-auth\]\(\+\)\npassword = (\S+)$", desks.read_text(encoding="utf-8"),
+                                        re.M):
+            found[ext] = password
+    return found
 
 
 def write_rendered(plan: Plan, out_dir: Path) -> list[Path]:
@@ -375,6 +460,22 @@ def write_rendered(plan: Plan, out_dir: Path) -> list[Path]:
     for name, text in render_all(plan).items():
         path = out_dir / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
+            path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def write_secrets(plan: Plan, out_dir: Path) -> list[Path]:
+    """Create or complete the site's secret files (mode 0600), keeping passwords already issued."""
+    import secrets
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in render_secrets(plan, read_secrets(out_dir), lambda: secrets.token_urlsafe(18)).items():
+        path = out_dir / name
+        path.touch(mode=0o600, exist_ok=True)
+        path.chmod(0o600)
+        if path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")
         written.append(path)
     return written

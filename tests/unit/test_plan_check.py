@@ -31,7 +31,7 @@ BASE = textwrap.dedent(
       "15": {kind: emergency, numbers: ["15"], queue: n1-arm, priority: 5}
       "116117": {kind: care, numbers: ["116117"], queue: n1-arm, priority: 3}
     partners:
-      sas-38: {name: Isère, host: sas38.invalid, overflow_number: "6938", accepts: ["6938", "116117"]}
+      sas-38: {name: Isère, host: 203.0.113.38, overflow_number: "6938", accepts: ["6938", "116117"]}
     schedule:
       holidays: pdsa
       week:

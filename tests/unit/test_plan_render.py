@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from engine.cli import app
 from engine.plan import load_plan
+from engine.plan.install import install
 from engine.plan.render import GENERATED, render_all
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,10 +91,13 @@ def test_queues_conf_carries_the_plan_settings() -> None:
 
 
 @pytest.mark.parametrize("site", SITES)
-def test_rendered_dialplan_passes_asterisklint(site: str) -> None:
+def test_rendered_dialplan_passes_asterisklint(site: str, tmp_path: Path) -> None:
+    """Linted as an admin installs it: the PBX's extensions.conf #includes the rendered file."""
+    install(load_plan(ROOT / "dialplans" / f"{site}.yaml"), tmp_path)
+    assert f"#include {site}/extensions.conf" in (tmp_path / "extensions.conf").read_text()
     result = subprocess.run(
         [str(Path(sys.executable).parent / "asterisklint"), "dialplan-check", "extensions.conf"],
-        cwd=ROOT / "asterisk" / site, capture_output=True, text=True, check=False,
+        cwd=tmp_path, capture_output=True, text=True, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == ""
