@@ -243,7 +243,8 @@ def render_extensions(plan: Plan) -> str:
 #: and the test switch loads exactly these (``autoload = no``), so a missing one cannot hide.
 REQUIRED_MODULES = (
     "res_sorcery_astdb", "res_sorcery_config", "res_sorcery_memory", "res_sorcery_realtime",
-    "res_pjproject", "res_pjsip", "res_pjsip_session", "res_pjsip_pubsub", "chan_pjsip", "res_pjsip_authenticator_digest",
+    "res_pjproject", "res_pjsip", "res_pjsip_session", "res_pjsip_pubsub", "chan_pjsip",
+    "res_pjsip_authenticator_digest",
     "res_pjsip_endpoint_identifier_ip", "res_pjsip_endpoint_identifier_user", "res_pjsip_registrar",
     "res_pjsip_outbound_registration", "res_pjsip_caller_id", "res_pjsip_header_funcs", "res_pjsip_refer",
     "res_pjsip_sdp_rtp", "res_pjsip_dtmf_info", "res_pjsip_rfc3326", "res_pjsip_diversion",
