@@ -43,23 +43,25 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: s
 
 
 @dataclass
-class LiveSite:
+class EngineStack:
+    """The engine with its control API, figures and dashboard, connected to one switch's AMI —
+    an emulated one or a real Asterisk: nothing here knows which."""
+
     plan: Plan
-    switch: Softswitch
-    server: AmiServer
+    ami_host: str
+    ami_port: int
+    secret: str
     engine: Engine
     api: ControlApi
     runner: Any
     base_url: str
-    events: list[Event]
-    secret: str
     mqtt: MqttConfig | None = None
     supervision: Supervision | None = None
 
     async def restart_engine(self, options: EngineOptions | None = None) -> Engine:
         """A new engine process, as after a crash: empty memory, same switch."""
         await self.engine.stop()
-        self.engine = make_engine(self.plan, host="127.0.0.1", port=self.server.port, username=AMI_USER,
+        self.engine = make_engine(self.plan, host=self.ami_host, port=self.ami_port, username=AMI_USER,
                                   secret=self.secret, options=options or self.engine.options,
                                   clock=self.engine.clock, mqtt=self.mqtt)
         self.api.engine = self.engine
@@ -73,6 +75,66 @@ class LiveSite:
         if self.supervision is not None:
             await self.supervision.stop()
         await self.engine.stop()
+
+
+async def start_engine_stack(plan: Plan, tokens: dict[str, Client], *, ami_port: int, secret: str,
+                             ami_host: str = "127.0.0.1", clock: Callable[[], float] = time.time,
+                             options: EngineOptions | None = None, http_port: int = 0,
+                             mqtt: MqttConfig | None = None, supervise: bool = True,
+                             journal_url: str | None = None, snapshot_every: float | None = BUCKET) -> EngineStack:
+    engine = make_engine(plan, host=ami_host, port=ami_port, username=AMI_USER, secret=secret,
+                         options=options or EngineOptions(), clock=clock, mqtt=mqtt)
+    api = ControlApi(engine, tokens)
+    supervision = None
+    if supervise:
+        journal = Journal(journal_url, plan.site.id, clock=clock) if journal_url else None
+        supervision = Supervision(engine, journal=journal, snapshot_every=snapshot_every)
+        supervision.install(api)
+        await supervision.start()
+    await engine.start()
+    runner = await serve(api, "127.0.0.1", http_port)
+    host, bound = runner.addresses[0][:2]
+    return EngineStack(plan, ami_host, ami_port, secret, engine, api, runner, f"http://{host}:{bound}", mqtt,
+                       supervision)
+
+
+@dataclass
+class LiveSite:
+    plan: Plan
+    switch: Softswitch
+    server: AmiServer
+    stack: EngineStack
+    events: list[Event]
+
+    @property
+    def engine(self) -> Engine:
+        return self.stack.engine
+
+    @property
+    def api(self) -> ControlApi:
+        return self.stack.api
+
+    @property
+    def base_url(self) -> str:
+        return self.stack.base_url
+
+    @property
+    def supervision(self) -> Supervision | None:
+        return self.stack.supervision
+
+    @property
+    def secret(self) -> str:
+        return self.stack.secret
+
+    @property
+    def mqtt(self) -> MqttConfig | None:
+        return self.stack.mqtt
+
+    async def restart_engine(self, options: EngineOptions | None = None) -> Engine:
+        return await self.stack.restart_engine(options)
+
+    async def stop(self) -> None:
+        await self.stack.stop()
         await self.server.stop()
 
 
@@ -82,9 +144,10 @@ async def start_live_site(plan_file: Path, tokens: dict[str, Client], *, clock: 
                           plan: Plan | None = None, supervise: bool = True,
                           journal_url: str | None = None, scheduler: Scheduler | None = None,
                           record_events: bool = True) -> LiveSite:
-    """A live site; with ``supervise`` (default) the figures, /metrics and the dashboard too, and
-    with ``journal_url`` the durable journal. A virtual ``scheduler`` is advanced by its owner
-    (the load simulator's fast-forward), who then also publishes the 30-second snapshots."""
+    """A live site on the emulated switch; with ``supervise`` (default) the figures, /metrics and
+    the dashboard too, and with ``journal_url`` the durable journal. A virtual ``scheduler`` is
+    advanced by its owner (the load simulator's fast-forward), who then also publishes the
+    30-second snapshots."""
     plan = plan or load_plan(plan_file)
     scheduler = scheduler or Scheduler(virtual=False)
     switch = build_site(plan, scheduler)
@@ -95,17 +158,7 @@ async def start_live_site(plan_file: Path, tokens: dict[str, Client], *, clock: 
     # gets exactly the events a real Asterisk with that file would send it.
     server = AmiServer(switch, ami_users(plan, {AMI_USER: secret}))
     port = await server.start()
-    engine = make_engine(plan, host="127.0.0.1", port=port, username=AMI_USER, secret=secret,
-                         options=options or EngineOptions(), clock=clock, mqtt=mqtt)
-    api = ControlApi(engine, tokens)
-    supervision = None
-    if supervise:
-        journal = Journal(journal_url, plan.site.id, clock=clock) if journal_url else None
-        supervision = Supervision(engine, journal=journal, snapshot_every=None if scheduler.virtual else BUCKET)
-        supervision.install(api)
-        await supervision.start()
-    await engine.start()
-    runner = await serve(api, "127.0.0.1", http_port)
-    host, bound = runner.addresses[0][:2]
-    return LiveSite(plan, switch, server, engine, api, runner, f"http://{host}:{bound}", events, secret, mqtt,
-                    supervision)
+    stack = await start_engine_stack(plan, tokens, ami_port=port, secret=secret, clock=clock, options=options,
+                                     http_port=http_port, mqtt=mqtt, supervise=supervise, journal_url=journal_url,
+                                     snapshot_every=None if scheduler.virtual else BUCKET)
+    return LiveSite(plan, switch, server, stack, events)

@@ -15,13 +15,14 @@ CI machines carry beside the repository (``../shared/asterisk/``). A tarball is 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import hashlib
 import os
 import re
 import socket
+import subprocess
 import tarfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +132,7 @@ class RealAsterisk:
     sip_address: str
     sip_port: int
     ami_port: int
-    process: asyncio.subprocess.Process | None = None
+    process: subprocess.Popen[bytes] | None = None
     extra_pjsip: str = ""
     _console: Path = field(init=False)
 
@@ -200,46 +201,55 @@ class RealAsterisk:
     def _command(self, *args: str) -> list[str]:
         return [str(self.prefix / "sbin" / "asterisk"), "-C", str(self.etc / "asterisk.conf"), *args]
 
-    async def cli(self, command: str, timeout: float = 10.0) -> str:
+    def cli_sync(self, command: str, timeout: float = 10.0) -> str:
         """One CLI command through the control socket (``asterisk -rx``)."""
-        proc = await asyncio.create_subprocess_exec(*self._command("-rx", command), env=self._env(),
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        out, _ = await asyncio.wait_for(proc.communicate(), timeout)
-        return out.decode(errors="replace")
+        try:
+            done = subprocess.run(self._command("-rx", command), env=self._env(), capture_output=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            return ""
+        return (done.stdout + done.stderr).decode(errors="replace")
 
-    async def start(self, timeout: float = 30.0) -> None:
+    async def cli(self, command: str, timeout: float = 10.0) -> str:
+        return await asyncio.to_thread(self.cli_sync, command, timeout)
+
+    def start_sync(self, timeout: float = 30.0) -> None:
+        """Start in the foreground of a child process (no daemon: the process is ours to stop),
+        and return once Asterisk says it is fully booted. Not tied to an event loop, so one
+        switch can serve a whole test session."""
         self._console = self.run_dir / "console.out"
-        console = self._console.open("ab")
-        self.process = await asyncio.create_subprocess_exec(*self._command("-f", "-n"), env=self._env(),
-                                                            stdin=asyncio.subprocess.DEVNULL, stdout=console,
-                                                            stderr=console, start_new_session=True)
-        console.close()
-        deadline = asyncio.get_running_loop().time() + timeout
+        with self._console.open("ab") as console:
+            self.process = subprocess.Popen(self._command("-f", "-n"), env=self._env(), stdin=subprocess.DEVNULL,
+                                            stdout=console, stderr=console, start_new_session=True)
+        deadline = time.monotonic() + timeout
         while True:
-            if self.process.returncode is not None:
+            if self.process.poll() is not None:
                 raise RuntimeError(f"asterisk exited ({self.process.returncode}): {self.tail()}")
-            out = ""
-            with contextlib.suppress(TimeoutError):
-                out = await self.cli("core waitfullybooted", timeout=5)
+            out = self.cli_sync("core waitfullybooted", timeout=5)
             if "fully booted" in out:
                 break
-            if asyncio.get_running_loop().time() > deadline:
+            if time.monotonic() > deadline:
                 raise TimeoutError(f"asterisk did not boot: {out} {self.tail()}")
-            await asyncio.sleep(0.2)
+            time.sleep(0.2)
         log.info("asterisk started", site=self.plan.site.id, ami_port=self.ami_port,
                  sip=f"{self.sip_address}:{self.sip_port}", pid=self.process.pid)
 
-    async def stop(self) -> None:
-        if self.process is None or self.process.returncode is not None:
+    def stop_sync(self) -> None:
+        if self.process is None or self.process.poll() is not None:
             return
-        with contextlib.suppress(Exception):
-            await self.cli("core stop now", timeout=5)
+        self.cli_sync("core stop now", timeout=5)
         try:
-            await asyncio.wait_for(self.process.wait(), 10)
-        except TimeoutError:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
             self.process.kill()
-            await self.process.wait()
+            self.process.wait()
         log.info("asterisk stopped", site=self.plan.site.id)
+
+    async def start(self, timeout: float = 30.0) -> None:
+        await asyncio.to_thread(self.start_sync, timeout)
+
+    async def stop(self) -> None:
+        await asyncio.to_thread(self.stop_sync)
 
     async def restart(self) -> None:
         """A switch restart: every channel gone, AstDB (and persistent queue members) kept."""

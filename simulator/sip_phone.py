@@ -280,6 +280,14 @@ class DeskPhone:
             with contextlib.suppress(pj.Error):
                 call.hangup(pj.CallOpParam(True))
 
+    def close(self) -> None:
+        """Hang up and unregister: the desk leaves the room (a later test may register it again)."""
+        self.hangup()
+        if self.account is not None:
+            with contextlib.suppress(pj.Error):
+                self.account.setRegistration(False)
+            self.account.on_incoming = None
+
     def transfer(self, number: str, switch_host: str) -> None:
         """Blind transfer of the current call to ``number`` (REFER), as the phone's transfer key."""
         call = self.current

@@ -1,0 +1,29 @@
+"""Fixtures of the scenarios run on both switches (see ``switches.py``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.switches import BACKENDS, EmulatedSwitch, RealSwitch, load
+
+
+@pytest.fixture(scope="session")
+def real_rhone(tmp_path_factory: pytest.TempPathFactory) -> RealSwitch:
+    """The Rhône's rendered site on one real Asterisk for the session (started on first use)."""
+    switch = RealSwitch(load("sas-69"), tmp_path_factory.mktemp("asterisk-sas-69"))
+    yield switch
+    switch.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+async def switch(request: pytest.FixtureRequest):
+    if request.param == "emulator":
+        emulated = EmulatedSwitch(load("sas-69"))
+        await emulated.start()
+        yield emulated
+        await emulated.close()
+    else:
+        real = request.getfixturevalue("real_rhone")
+        await real.reset()
+        yield real
+        await real.reset()

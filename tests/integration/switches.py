@@ -1,0 +1,354 @@
+"""One SAS room on either switch: the emulator, or a real Asterisk 22 with real SIP phones.
+
+A scenario test asks for ``room`` and is run once per switch (``BACKENDS``). It places calls and
+registers desks through the same few verbs, drives the engine through its HTTP API, and checks
+what a user would notice: which queue a call reached, who answered, and — on the SIP side — that
+the caller never got a BYE. On the real switch the callers and desks are PJSUA2 user agents on
+distinct loopback addresses (the operator's SBC, the room's phones), the configuration is the
+plan's render installed as an admin installs it, and the engine reaches Asterisk over AMI exactly
+as on a site.
+
+Where no real Asterisk is available the ``asterisk`` half is skipped with the reason; under CI
+(``CI=true``) that is an error instead, so a CI run cannot pass without the real switch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+import pytest
+from panoramisk import Manager
+
+from engine.api import Client
+from engine.plan import Plan, load_plan
+from engine.plan import contexts as C
+from engine.service import EngineOptions
+from simulator.live import EngineStack, eventually, start_engine_stack
+from simulator.softswitch.clock import Scheduler
+from simulator.softswitch.core import Softswitch
+from simulator.softswitch.model import Channel
+from simulator.softswitch.server import AmiServer
+from simulator.softswitch.site import add_agent, ami_users, build_site
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKENDS = ("emulator", "asterisk")
+TOKENS = {"desk-token": Client("desk-12", "desk"), "super-token": Client("sup-1", "supervisor"),
+          "admin-token": Client("admin", "admin")}
+#: Loopback addresses standing for the hosts of a site: the operator's SBC and the room's phones.
+OPERATOR_ADDRESS = "127.0.0.2"
+DESKS_ADDRESS = "127.0.0.3"
+
+
+class CallerLeg(Protocol):
+    caller: str
+
+    @property
+    def dropped(self) -> bool: ...
+
+    def hangup(self) -> None: ...
+
+
+@dataclass
+class EmulatedCaller:
+    channel: Channel
+    switch: Softswitch
+    caller: str
+    ended_by_us: bool = False
+
+    @property
+    def dropped(self) -> bool:
+        return self.channel.hungup and not self.ended_by_us
+
+    def hangup(self) -> None:
+        self.ended_by_us = True
+        if not self.channel.hungup:
+            self.switch.request_hangup(self.channel, 16, soft=False)
+
+
+class Switch(Protocol):
+    name: str
+    plan: Plan
+    ami_port: int
+    ami_secret: str
+
+    async def desk(self, extension: str, answer_after: float | None = 0.2) -> str: ...
+
+    def call(self, number: str, caller: str, *, name: str = "", withheld: bool = False,
+             headers: dict[str, str] | None = None) -> CallerLeg: ...
+
+    async def desk_transfer(self, extension: str, number: str) -> None: ...
+
+    async def db_get(self, family: str, key: str) -> str | None: ...
+
+    async def restart(self) -> None: ...
+
+    def queue_callers(self, queue: str) -> list[tuple[str, int]]: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class EmulatedSwitch:
+    plan: Plan
+    name: str = "emulator"
+    secret: str = "room-secret"
+    switch: Softswitch = field(init=False)
+    server: AmiServer = field(init=False)
+    ami_port: int = 0
+
+    @property
+    def ami_secret(self) -> str:
+        return self.secret
+
+    async def start(self) -> None:
+        self.switch = build_site(self.plan, Scheduler(virtual=False))
+        self.server = AmiServer(self.switch, ami_users(self.plan, {"sas-router": self.secret}))
+        self.ami_port = await self.server.start()
+
+    async def desk(self, extension: str, answer_after: float | None = 0.2) -> str:
+        add_agent(self.switch, extension, answer_after=answer_after)
+        return f"PJSIP/{extension}"
+
+    def call(self, number: str, caller: str, *, name: str = "", withheld: bool = False,
+             headers: dict[str, str] | None = None) -> EmulatedCaller:
+        channel = self.switch.inbound_call(C.OPERATOR_ENDPOINT, number, caller_num=caller, caller_name=name,
+                                           withheld=withheld, headers=headers)
+        assert channel is not None, f"no line for {number}"
+        self.server._wake.set()
+        return EmulatedCaller(channel, self.switch, caller)
+
+    async def desk_transfer(self, extension: str, number: str) -> None:
+        problem = self.switch.desk_transfer(extension, number)
+        assert problem is None, problem
+        self.server._wake.set()
+
+    async def db_get(self, family: str, key: str) -> str | None:
+        return self.switch.astdb.get(f"{family}/{key}")
+
+    async def restart(self) -> None:
+        self.switch.restart()
+        self.server._wake.set()
+
+    def queue_callers(self, queue: str) -> list[tuple[str, int]]:
+        """(caller number, priority) of the callers waiting in ``queue``, in service order."""
+        return [(c.channel.cid_num, c.priority) for c in self.switch.queues.queues[queue].callers]
+
+    async def close(self) -> None:
+        await self.server.stop()
+
+
+def real_asterisk_or_skip() -> Any:
+    from simulator.real_asterisk import AsteriskUnavailable, locate
+
+    try:
+        return locate()
+    except AsteriskUnavailable as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI needs the real Asterisk: {exc}")
+        pytest.skip(str(exc))
+
+
+class RealSwitch:
+    """A real Asterisk for the whole test session, reset between tests (channels hung up,
+    dynamic members removed, the sas-* AstDB families cleared, queue statistics reset)."""
+
+    name = "asterisk"
+
+    def __init__(self, plan: Plan, workdir: Path, *, address: str = "127.0.0.1", partners: Any = None) -> None:
+        from simulator.real_asterisk import prepare
+
+        real_asterisk_or_skip()
+        shutil.rmtree(workdir, ignore_errors=True)
+        self.host = prepare(plan, workdir, address=address, operator_addresses=[OPERATOR_ADDRESS],
+                            partners=partners)
+        self.plan = self.host.plan
+        self.ami_port = self.host.ami_port
+        self.phones: list[Any] = []
+        self.callers: list[Any] = []
+        self.host.start_sync()
+
+    @property
+    def ami_secret(self) -> str:
+        return self.host.ami_secret
+
+    @property
+    def hostport(self) -> str:
+        return f"{self.host.sip_address}:{self.host.sip_port}"
+
+    async def desk(self, extension: str, answer_after: float | None = 0.2) -> str:
+        from simulator.sip_phone import SipStack, register_desk, wait_for
+
+        phone = register_desk(SipStack.get(), extension=extension, password=self.host.desk_password(extension),
+                              switch_host=self.hostport, address=DESKS_ADDRESS, answer_after=answer_after)
+        self.phones.append(phone)
+        await wait_for(lambda: phone.account.registered, what=f"desk {extension} registered")
+        return phone.interface
+
+    def call(self, number: str, caller: str, *, name: str = "", withheld: bool = False,
+             headers: dict[str, str] | None = None) -> Any:
+        from simulator.sip_phone import SipStack, dial
+
+        leg = dial(SipStack.get(), switch_uri=f"sip:{self.hostport}", number=number, caller=caller, name=name,
+                   withheld=withheld, headers=headers, address=OPERATOR_ADDRESS)
+        self.callers.append(leg)
+        return leg
+
+    async def desk_transfer(self, extension: str, number: str) -> None:
+        phone = next(p for p in reversed(self.phones) if p.extension == extension)
+        phone.transfer(number, self.hostport)
+
+    async def db_get(self, family: str, key: str) -> str | None:
+        out = await self.host.cli(f"database get {family} {key}")
+        match = re.search(r"^Value: (.*)$", out, re.M)
+        return match.group(1).strip() if match else None
+
+    async def restart(self) -> None:
+        await self.host.restart()
+
+    def queue_callers(self, queue: str) -> list[tuple[str, int]]:
+        out = self.host.cli_sync(f"queue show {queue}")
+        found = []
+        for channel, prio in re.findall(r"^\s+\d+\. (\S+) \(wait: [^,]+, prio: (\d+)\)", out, re.M):
+            uid = self.host.cli_sync(f"core show channel {channel}")
+            number = re.search(r"Caller ID: (\S+)", uid)
+            found.append((number.group(1) if number else channel, int(prio)))
+        return found
+
+    async def reset(self) -> None:
+        from simulator.sip_phone import SipStack
+
+        for leg in self.callers:
+            leg.hangup()
+        for phone in self.phones:
+            phone.close()
+        self.callers.clear()
+        self.phones.clear()
+        await self.host.cli("channel request hangup all")
+        stack = SipStack.get()
+        await eventually(lambda: "0 active channels" in self.host.cli_sync("core show channels count"),
+                         timeout=10, what="channels gone")
+        del stack
+        status = await self.host.cli("queue show")
+        for member, queue in _dynamic_members(status):
+            await self.host.cli(f"queue remove member {member} from {queue}")
+        for family in (C.DB_RECENT, C.DB_SWITCH, "sas-switch-meta", "sas-switch-hold", "Queue/PersistentMembers"):
+            await self.host.cli(f"database deltree {family}")
+        await self.host.cli("queue reset stats")
+
+    def stop(self) -> None:
+        self.host.stop_sync()
+
+
+def _dynamic_members(queue_show: str) -> list[tuple[str, str]]:
+    found, queue = [], ""
+    for line in queue_show.splitlines():
+        head = re.match(r"^(\S+) has \d+ calls", line)
+        if head:
+            queue = head.group(1)
+            continue
+        member = re.match(r"^\s+(?:\S.*?)?\((\S+/\S+) from [^)]*\) \(dynamic\)", line) or \
+            re.match(r"^\s+(\S+/\S+) \(dynamic\)", line)
+        if member and queue:
+            found.append((member.group(1), queue))
+    return found
+
+
+@dataclass
+class Room:
+    """The engine, its API and a switch with phones: what a scenario test talks to."""
+
+    switch: Any
+    stack: EngineStack
+    http: aiohttp.ClientSession
+    listener: Manager | None = None
+    events: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def engine(self) -> Any:
+        return self.stack.engine
+
+    @property
+    def plan(self) -> Plan:
+        return self.stack.plan
+
+    async def post(self, path: str, body: Any, token: str = "desk-token") -> tuple[int, Any]:
+        async with self.http.post(self.stack.base_url + path, json=body,
+                                  headers={"Authorization": f"Bearer {token}"}) as resp:
+            return resp.status, await resp.json()
+
+    async def get(self, path: str, token: str = "super-token") -> tuple[int, Any]:
+        async with self.http.get(self.stack.base_url + path, headers={"Authorization": f"Bearer {token}"}) as resp:
+            return resp.status, await resp.json()
+
+    async def desk(self, extension: str, queues: list[str], role: str, answer_after: float | None = 0.2) -> str:
+        interface = await self.switch.desk(extension, answer_after)
+        status, body = await self.post("/api/agents/login", {"interface": interface, "queues": queues,
+                                                             "name": extension, "role": role})
+        assert status == 200, body
+        agents = self.engine.tracker.agents
+        await eventually(lambda: interface in agents and set(queues) <= set(agents[interface].memberships),
+                         timeout=10, what=f"{interface} logged in")
+        return interface
+
+    def call(self, number: str, caller: str, **kwargs: Any) -> CallerLeg:
+        return self.switch.call(number, caller, **kwargs)
+
+    async def tracked(self, leg: CallerLeg, timeout: float = 10.0) -> Any:
+        """The engine's record of this caller's call (every test caller has its own number)."""
+        return await eventually(lambda: next((c for c in self.engine.tracker.calls.values()
+                                              if c.caller_num == leg.caller and c.ended_at is None), None),
+                                timeout=timeout, what=f"call from {leg.caller} tracked")
+
+    async def talking_in(self, call: Any, queue: str, timeout: float = 10.0) -> None:
+        await eventually(lambda: call.current_leg is not None and call.current_leg.queue == queue,
+                         timeout=timeout, what=f"answered in {queue}")
+
+    async def waiting_in(self, call: Any, queue: str, timeout: float = 10.0) -> None:
+        await eventually(lambda: call.current_visit is not None and call.current_visit.queue == queue
+                         and call.current_leg is None, timeout=timeout, what=f"waiting in {queue}")
+
+    def joined(self, call: Any) -> list[str]:
+        return [e["Queue"] for e in self.events if e.get("Event") == "QueueCallerJoin"
+                and e.get("Uniqueid") == call.uniqueid]
+
+    async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+        await self.http.close()
+        await self.stack.stop()
+
+
+async def open_room(switch: Any, *, clock: Callable[[], float] = time.time,
+                    options: EngineOptions | None = None) -> Room:
+    stack = await start_engine_stack(switch.plan, TOKENS, ami_port=switch.ami_port, secret=switch.ami_secret,
+                                     clock=clock, options=options or EngineOptions(confirm_within=3.0,
+                                                                                   action_timeout=3.0,
+                                                                                   apply_presets=False))
+    stack.engine.link._manager.reconnect_timeout = 1
+    room = Room(switch, stack, aiohttp.ClientSession())
+    # A second AMI session records what the switch published, as the engine's own would see it.
+    listener = Manager(host="127.0.0.1", port=switch.ami_port, username="sas-router", secret=switch.ami_secret,
+                       ping_delay=0, reconnect_timeout=1)
+
+    def record(_: Manager, message: Any) -> None:
+        room.events.append({str(k): str(v) for k, v in message.items()})
+
+    listener.register_event("*", record)
+    await listener.connect()
+    room.listener = listener
+    await eventually(lambda: stack.engine.link.connected and stack.engine.resyncs >= 1, timeout=10,
+                     what="engine connected")
+    return room
+
+
+def load(site: str = "sas-69") -> Plan:
+    return load_plan(ROOT / "dialplans" / f"{site}.yaml")
+
