@@ -46,6 +46,7 @@ class SipStack:
         config.medConfig.noVad = True
         self.endpoint.libInit(config)
         self.transports: dict[str, int] = {}
+        self.trunks: dict[str, _Account] = {}
         self.endpoint.libStart()
         self.endpoint.audDevManager().setNullDev()
         self._poller: asyncio.Task[None] | None = None
@@ -93,6 +94,12 @@ class SipStack:
         while True:
             self.endpoint.libHandleEvents(0)
             await asyncio.sleep(0.005)
+
+    def trunk_account(self, address: str) -> _Account:
+        """The operator SBC's account on ``address`` (no registration: the trunk is identified by IP)."""
+        if address not in self.trunks:
+            self.trunks[address] = self.account(f"<sip:sbc@{address}>", address)
+        return self.trunks[address]
 
     def account(self, id_uri: str, address: str, *, registrar: str | None = None, user: str = "",
                 password: str = "") -> _Account:
@@ -196,20 +203,18 @@ class SipCaller:
 
 def dial(stack: SipStack, *, switch_uri: str, number: str, caller: str, name: str = "", withheld: bool = False,
          headers: dict[str, str] | None = None, address: str = "127.0.0.1") -> SipCaller:
-    """Place a call from the operator's SBC (``address``) to ``number`` on the switch.
-
-    A withheld caller sends ``From: Anonymous`` with ``Privacy: id`` and the real number in
-    P-Asserted-Identity, as a French operator does for an emergency number."""
+    """Place a call from the operator's SBC (``address``) to ``number`` on the switch; a withheld
+    caller is sent with ``Privacy: id``, as a French operator does towards an emergency number."""
     host = switch_uri.split("@", 1)[1] if "@" in switch_uri else switch_uri.removeprefix("sip:")
+    # The caller's identity travels in P-Asserted-Identity, as an operator's SBC sends it (the
+    # trunk trusts it: trust_id_inbound); the From is the SBC's, one account per address, since
+    # PJSUA2 has a handful of accounts and cannot change the From of a call.
     sent = dict(headers or {})
+    identity = f"<sip:{caller}@{address}>"
+    sent.setdefault("P-Asserted-Identity", f'"{name}" {identity}' if name else identity)
     if withheld:
-        id_uri = f'"Anonymous" <sip:anonymous@{address}>'
         sent.setdefault("Privacy", "id")
-        sent.setdefault("P-Asserted-Identity", f'"{name}" <sip:{caller}@{address}>' if name else
-                        f"<sip:{caller}@{address}>")
-    else:
-        id_uri = f'"{name}" <sip:{caller}@{address}>' if name else f"<sip:{caller}@{address}>"
-    account = stack.account(id_uri, address)
+    account = stack.trunk_account(address)
     handle = SipCaller(number, caller, f"sip:{number}@{host}")
     call = _Call(account, handle)
     handle._call = call
@@ -284,9 +289,9 @@ class DeskPhone:
         """Hang up and unregister: the desk leaves the room (a later test may register it again)."""
         self.hangup()
         if self.account is not None:
-            with contextlib.suppress(pj.Error):
-                self.account.setRegistration(False)
             self.account.on_incoming = None
+            with contextlib.suppress(pj.Error):
+                self.account.shutdown()  # unregisters and frees one of PJSUA's few account slots
 
     def transfer(self, number: str, switch_host: str) -> None:
         """Blind transfer of the current call to ``number`` (REFER), as the phone's transfer key."""

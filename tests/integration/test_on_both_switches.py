@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from simulator.live import eventually
+from tests.integration.harness import shifted_clock
 from tests.integration.switches import Room, open_room
 
 
@@ -30,4 +32,174 @@ async def test_15_answered_in_n1_then_p1_to_n2_amu_caller_never_dropped(room: Ro
     await room.talking_in(call, "n2-amu")
     assert room.joined(call) == ["n1-arm", "n2-amu"]
     assert [leg_.member_name for leg_ in call.legs] == ["1001", "2001"]
+    assert not leg.dropped
+
+
+@pytest.mark.parametrize(
+    ("number", "queue", "priority", "line"),
+    [
+        ("15", "n1-arm", 5, "15"),
+        ("116117", "n1-arm", 3, "116117"),
+        ("0472333333", "n1-arm", 3, "pdsa-69"),
+        ("0472000018", "n1-arm", 9, "sis-n1"),
+        ("0472000019", "n2-amu", 9, "sis-amu"),
+        ("0472000020", "n2-amu", 8, "atsu-amu"),
+        ("0472000021", "n2-mg", 8, "atsu-mg"),
+    ],
+)
+async def test_every_line_waits_in_its_entry_queue_with_its_priority(room: Room, number: str, queue: str,
+                                                                     priority: int, line: str) -> None:
+    leg = room.call(number, "0620000001")
+    call = await room.tracked(leg)
+    await room.waiting_in(call, queue)
+    assert (call.line, call.entry_queue, call.priority) == (line, queue, priority)
+    assert room.switch.queue_callers(queue) == [("0620000001", priority)]  # what the switch itself says
+    assert not leg.dropped
+
+
+async def test_the_15_unmasks_a_withheld_caller_and_keeps_the_geolocation(room: Room) -> None:
+    leg = room.call("15", "0630000001", withheld=True, headers={"Geolocation": "<geo:45.7578,4.8320>"})
+    call = await room.tracked(leg)
+    await room.waiting_in(call, "n1-arm")
+    assert call.caller_num == "0630000001"
+    assert call.geolocation == "<geo:45.7578,4.8320>"
+    assert not leg.dropped
+
+
+@pytest.mark.parametrize(
+    ("local_time", "queue"),
+    [
+        ("2026-11-24T10:00", "n2-mg"),  # a Tuesday morning: GP regulation
+        ("2026-11-24T21:00", "pdsa"),  # a Tuesday night: PDSA
+        ("2026-07-14T10:00", "pdsa"),  # Bastille Day, a Tuesday: PDSA all day
+    ],
+)
+async def test_p2_goes_to_the_gp_by_day_and_to_pdsa_at_night_and_on_holidays(switch, local_time: str,
+                                                                             queue: str) -> None:
+    room = await open_room(switch, clock=shifted_clock(local_time))
+    try:
+        await room.desk("1001", ["n1-arm"], "arm-n1")
+        await room.desk("3001" if queue == "n2-mg" else "4001", [queue], "gp-regulator")
+        leg = room.call("116117", "0640000001")
+        call = await room.tracked(leg)
+        await room.talking_in(call, "n1-arm")
+        status, body = await room.post(f"/api/calls/{call.call_id}/qualify", {"level": "P2"})
+        assert status == 200 and body["target"] == queue, body
+        await room.talking_in(call, queue)
+        assert room.joined(call) == ["n1-arm", queue] and not leg.dropped
+    finally:
+        await room.close()
+
+
+async def test_p0_stays_with_the_n1_arm(room: Room) -> None:
+    await room.desk("1001", ["n1-arm"], "arm-n1")
+    leg = room.call("15", "0650000001")
+    call = await room.tracked(leg)
+    await room.talking_in(call, "n1-arm")
+    status, body = await room.post(f"/api/calls/{call.call_id}/qualify", {"level": "P0"})
+    assert status == 200 and body["target"] is None, body
+    assert call.current_leg is not None and call.current_leg.queue == "n1-arm"
+    assert room.joined(call) == ["n1-arm"] and not leg.dropped
+
+
+@pytest.mark.parametrize(("number", "first", "second"), [("0472000020", "n2-amu", "n2-mg"),
+                                                          ("0472000021", "n2-mg", "n2-amu")])
+async def test_amu_and_mg_transfer_both_ways_while_talking(room: Room, number: str, first: str,
+                                                           second: str) -> None:
+    await room.desk("2001", ["n2-amu"], "emergency-doctor")
+    await room.desk("3001", ["n2-mg"], "gp-regulator")
+    leg = room.call(number, "0660000001")  # ATSU direct lines: straight to N2
+    call = await room.tracked(leg)
+    await room.talking_in(call, first)
+    status, body = await room.post(f"/api/calls/{call.call_id}/transfer", {"queue": second})
+    assert status == 200, body
+    await room.talking_in(call, second)
+    status, body = await room.post(f"/api/calls/{call.call_id}/transfer", {"queue": first})
+    assert status == 200, body
+    await room.talking_in(call, first)
+    assert room.joined(call) == [first, second, first] and not leg.dropped
+
+
+async def test_a_waiting_caller_is_moved_before_anyone_answers(room: Room) -> None:
+    await room.desk("2001", ["n2-amu"], "arm-amu")
+    leg = room.call("15", "0670000001")  # nobody in N1: the caller waits there
+    call = await room.tracked(leg)
+    await room.waiting_in(call, "n1-arm")
+    status, body = await room.post(f"/api/calls/{call.call_id}/transfer", {"queue": "n2-amu"})
+    assert status == 200 and body["mechanism"] == "withdraw", body
+    await room.talking_in(call, "n2-amu")
+    assert room.joined(call) == ["n1-arm", "n2-amu"] and not leg.dropped
+
+
+async def test_a_desk_phone_transfers_with_its_own_key_and_a_wrong_code_never_drops(room: Room) -> None:
+    await room.desk("1001", ["n1-arm"], "arm-n1")
+    await room.desk("2001", ["n2-amu"], "arm-amu", answer_after=None)  # rings, answers on command
+    leg = room.call("15", "0680000001")
+    call = await room.tracked(leg)
+    await room.talking_in(call, "n1-arm")
+    await room.switch.desk_transfer("1001", "999")  # no queue has that code: back to the front of N1
+    await eventually(lambda: room.joined(call) == ["n1-arm", "n1-arm"], timeout=10, what="back in N1")
+    await room.talking_in(call, "n1-arm")
+    assert call.current_leg.interface == "PJSIP/1001"
+    await room.switch.desk_transfer("1001", "200")  # N2 AMU's transfer code
+    await room.waiting_in(call, "n2-amu")
+    assert room.joined(call) == ["n1-arm", "n1-arm", "n2-amu"] and not leg.dropped
+    assert [number for number, _ in room.switch.queue_callers("n2-amu")] == ["0680000001"]
+
+
+async def test_an_overflow_to_a_partner_that_is_down_comes_back_to_the_front_of_n1(room: Room) -> None:
+    # Nobody logged in N1: the Rhône's rule sends callers to the Isère, whose trunk is down here.
+    leg = room.call("15", "0690000001")
+    call = await room.tracked(leg)
+    await eventually(lambda: room.joined(call) == ["n1-arm", "n1-arm"], timeout=15, what="back from the partner")
+    await room.waiting_in(call, "n1-arm")
+    assert room.switch.queue_callers("n1-arm") == [("0690000001", room.plan.front_priority)]
+    assert not leg.dropped
+
+
+async def test_a_switched_over_line_that_the_partner_cannot_take_stays_served_here(room: Room) -> None:
+    status, body = await room.post("/api/switchovers", {"line": "116117", "partner": "sas-38", "share": 100,
+                                                        "reason": "renfort"}, token="super-token")
+    assert status == 200, body
+    assert await room.switch.db_get("sas-switch", "116117") == "sas-38:100"
+    leg = room.call("116117", "0611000001")
+    call = await room.tracked(leg)
+    await room.waiting_in(call, "n1-arm", timeout=15)
+    assert not leg.dropped
+    status, body = await room.post("/api/switchovers", {"line": "116117", "partner": "sas-38", "share": 30,
+                                                        "reason": "partiel"}, token="super-token")
+    assert status == 200, body
+    assert await room.switch.db_get("sas-switch", "116117") == "sas-38:30"
+    status, body = await room.post("/api/switchovers/116117/end", {"reason": "fin"}, token="super-token")
+    assert status == 200, body
+    assert await room.switch.db_get("sas-switch", "116117") is None
+
+
+async def test_a_repeat_caller_moves_up_one_priority(room: Room) -> None:
+    await room.desk("1001", ["n1-arm"], "arm-n1")
+    first = room.call("116117", "0612000001")
+    call = await room.tracked(first)
+    await room.talking_in(call, "n1-arm")
+    await eventually(lambda: room.switch.queue_callers("n1-arm") == [], what="answered")
+    first.hangup()
+    await eventually(lambda: call.ended_at is not None, what="first call ended")
+    again = room.call("116117", "0612000001")
+    second = await room.tracked(again)
+    assert second.repeat and second.priority == 4 and not again.dropped
+
+
+async def test_an_engine_restart_adopts_the_live_call_and_can_still_move_it(room: Room) -> None:
+    await room.desk("1001", ["n1-arm"], "arm-n1")
+    await room.desk("2001", ["n2-amu"], "arm-amu")
+    leg = room.call("15", "0613000001")
+    call = await room.tracked(leg)
+    await room.talking_in(call, "n1-arm")
+    engine = await room.stack.restart_engine()
+    await eventually(lambda: engine.link.connected and engine.resyncs >= 1, timeout=10, what="engine back")
+    adopted = await room.tracked(leg)
+    assert adopted is not call and adopted.call_id == call.call_id
+    await room.talking_in(adopted, "n1-arm")
+    status, body = await room.post(f"/api/calls/{adopted.call_id}/qualify", {"level": "P1"})
+    assert status == 200, body
+    await room.talking_in(adopted, "n2-amu")
     assert not leg.dropped
