@@ -22,7 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.ami import AmiActionFailed, AmiBusy, AmiLinkDown, UnsafeValue
-from engine.core.routing import RoutingError
+from engine.core.routing import RoutingError, UndeclaredInterface
 from engine.core.switchover import SwitchoverError
 from engine.plan.model import Priority
 from engine.service import Engine
@@ -161,6 +161,8 @@ class ControlApi:
             return _error(422, problems)
         except (RoutingError, UnsafeValue, SwitchoverError) as exc:
             return _error(409 if isinstance(exc, RoutingError) else 422, str(exc))
+        except UndeclaredInterface as exc:
+            return _error(403, str(exc))
         except LookupError as exc:
             return _error(404, str(exc).strip("'\""))
         except (AmiLinkDown, AmiBusy) as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import typer
@@ -178,7 +179,7 @@ def run(
                    err=True)
     configure_logging(settings.log_format)
 
-    async def main_loop() -> None:
+    async def main_loop() -> str | None:
         from supervision.journal import Journal
         from supervision.service import Supervision
 
@@ -199,17 +200,26 @@ def run(
         base = f"http://{settings.http.host}:{settings.http.port}"
         typer.echo(f"sas-router engine for {site_plan.site.id}: AMI {settings.ami.host}:{settings.ami.port}, "
                    f"control API {base}, dashboard {base}/dashboard, metrics {base}/metrics (Ctrl-C stops it)")
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):  # SIGTERM: what systemd sends
+            loop.add_signal_handler(signum, stopping.set)
         try:
-            await asyncio.Event().wait()
+            waiters = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(engine.refused.wait())]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
         finally:
             await runner.cleanup()
             await supervision.stop()
             await engine.stop()
+        return engine.refusal
 
-    try:
-        asyncio.run(main_loop())
-    except KeyboardInterrupt:
-        typer.echo("engine stopped")
+    refusal = asyncio.run(main_loop())
+    if refusal:
+        typer.echo(f"sas-router: refused to start: {refusal}", err=True)
+        raise typer.Exit(code=1)
+    typer.echo("engine stopped")
 
 
 report_app = typer.Typer(help="Annex-3 indicator reports from the call journal.", no_args_is_help=True)

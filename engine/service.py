@@ -21,6 +21,7 @@ from engine.core.routing import (
     Move,
     RoutingError,
     answering_queue,
+    check_interface,
     plan_move,
     qualification_priority,
     qualification_target,
@@ -32,6 +33,7 @@ from engine.mutual_aid import MutualAid
 from engine.plan import Plan
 from engine.plan import contexts as C
 from engine.plan.model import Priority
+from engine.plan.render import CHECKED_MODULES
 
 log = structlog.get_logger("engine")
 
@@ -77,6 +79,10 @@ class Engine:
             self.bus = MqttBus(self.mqtt, self.plan.site.id, snapshot=self.mutual_aid.load_message,
                                on_load=self._partner_load, on_offline=self.mutual_aid.board.went_offline,
                                on_link=self._bus_link)
+        #: Why this engine refuses to serve the switch it reached (a module the dialplan needs is
+        #: missing); ``refused`` is set then, and ``sas-router run`` exits with that message.
+        self.refusal: str | None = None
+        self.refused = asyncio.Event()
         #: Supervision plugs its QS30 in here; until then the load message says null.
         self.qs30_source: Callable[[], float | None] | None = None
 
@@ -148,8 +154,31 @@ class Engine:
         except (AmiLinkDown, AmiActionFailed, ValueError) as exc:
             self.log.warning("repeat-caller memo not written", error=str(exc))
 
+    async def _switch_is_fit(self) -> bool:
+        """Every module the rendered dialplan relies on is loaded (AMI ModuleCheck). A switch
+        without app_queue or PJSIP_HEADER would route calls wrongly or not at all: refuse it,
+        naming what is missing, rather than appear to run."""
+        missing = []
+        for module in CHECKED_MODULES:
+            try:
+                await self.link.send({"Action": "ModuleCheck", "Module": module})
+            except AmiActionFailed:
+                missing.append(module)
+            except AmiLinkDown:
+                return False
+        if missing:
+            self.refusal = (f"the switch lacks module(s) the SAS dialplan needs: {', '.join(missing)}; load them "
+                            f"(modules.conf: load => {missing[0]}.so, or the rendered {self.plan.site.id}/modules.conf)"
+                            " and restart the engine")
+            self.log.error("switch refused: modules missing", missing=missing)
+            self.refused.set()
+            return False
+        return True
+
     async def on_login(self) -> None:
         """After every (re)connect: rebuild live calls and agents from the switch itself."""
+        if not await self._switch_is_fit():
+            return
         try:
             channels = await self._list({"Action": "CoreShowChannels"}, "CoreShowChannel")
             status = await self._list({"Action": "QueueStatus"}, None)
@@ -285,6 +314,7 @@ class Engine:
 
     async def agent_login(self, interface: str, queues: list[str], *, name: str, role: str,
                           state_interface: str = "", by: str) -> dict[str, Any]:
+        check_interface(self.plan, interface)
         unknown = [q for q in queues if q not in self.plan.queues]
         if unknown:
             raise RoutingError(f"unknown queue(s): {', '.join(unknown)}")
@@ -349,8 +379,10 @@ class Engine:
         return out
 
     def health(self) -> dict[str, Any]:
-        return {"status": "ok" if self.link.connected else "degraded", "ami": "up" if self.link.connected else "down",
-                "site": self.plan.site.id, "live_calls": len(self.tracker.calls), "resyncs": self.resyncs}
+        status = "refused" if self.refusal else "ok" if self.link.connected else "degraded"
+        return {"status": status, "ami": "up" if self.link.connected else "down", "site": self.plan.site.id,
+                "live_calls": len(self.tracker.calls), "resyncs": self.resyncs,
+                **({"refusal": self.refusal} if self.refusal else {})}
 
 
 def make_engine(plan: Plan, *, host: str, port: int, username: str, secret: str,

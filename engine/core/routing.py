@@ -21,6 +21,7 @@ Pure functions of the plan, the call record and the live counts; the service tur
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,6 +35,40 @@ from engine.plan.schedule import route_queue
 
 class RoutingError(ValueError):
     """A request that cannot be carried out; the message is shown to the desk as is."""
+
+
+class UndeclaredInterface(PermissionError):
+    """A queue member the site plan does not declare: never offered a caller (a mistyped or
+    invented interface would sit in the queue as "(Invalid)", or ring a number nobody vetted)."""
+
+
+REMOTE_MEMBER = re.compile(r"^Local/\+?[0-9]{2,20}@" + re.escape(C.CTX_REMOTE_AGENT) + r"/n$")
+
+
+def check_interface(plan: Plan, interface: str) -> None:
+    """Refuse any member but a declared desk (``PJSIP/<desk>``) or a remote regulator reached by
+    number through the rendered ``sas-remote-agent`` context (``Local/<number>@sas-remote-agent/n``)."""
+    if plan.desk_of(interface) is not None or REMOTE_MEMBER.fullmatch(interface):
+        return
+    declared = ", ".join(_ranges(sorted(plan.desks))) or "none"
+    raise UndeclaredInterface(f"{interface} is not a desk of {plan.site.id} (declared desks: {declared}; a remote "
+                              f"regulator is Local/<number>@{C.CTX_REMOTE_AGENT}/n)")
+
+
+def _ranges(extensions: list[str]) -> list[str]:
+    """1001 1002 1003 1010 -> 1001-1003, 1010: an error message an admin can read."""
+    out: list[str] = []
+    start = prev = None
+    for ext in sorted(extensions, key=lambda e: (len(e), e)):
+        if prev is not None and len(ext) == len(prev) and int(ext) == int(prev) + 1:
+            prev = ext
+            continue
+        if start is not None:
+            out.append(start if start == prev else f"{start}-{prev}")
+        start = prev = ext
+    if start is not None:
+        out.append(start if start == prev else f"{start}-{prev}")
+    return out
 
 
 @dataclass(frozen=True)

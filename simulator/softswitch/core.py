@@ -16,6 +16,7 @@ from typing import Any
 
 import structlog
 
+from engine.plan.render import REQUIRED_MODULES
 from simulator.softswitch import dialplan as dp
 from simulator.softswitch.app_queue import (
     INUSE,
@@ -128,6 +129,9 @@ class Softswitch(AttendedTransfers):
         self._local = itertools.count(1)
         self._pjsip = itertools.count(1)
         self.processed_calls = 0
+        #: Loaded modules (ModuleCheck): what the rendered files need; a test removes one to see
+        #: the engine refuse to start.
+        self.modules: set[str] = set(REQUIRED_MODULES)
         self.newexten_events = True
         #: Local pairs (by ;1 name) whose optimisation is scheduled, and core_local's attempt counter.
         self._optimising: set[str] = set()

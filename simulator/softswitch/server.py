@@ -345,6 +345,14 @@ class AmiServer:
             return
         self._ok(session, message, "Success")
 
+    def act_modulecheck(self, session: Session, message: Message) -> None:
+        """As Asterisk 22 answers it: Success with no message, or Error 'Module not loaded'."""
+        module = message.get("Module").removesuffix(".so")
+        if module in self.sw.modules:
+            self._ok(session, message, None)
+        else:
+            self._error(session, message, "Module not loaded")
+
     def act_coresettings(self, session: Session, message: Message) -> None:
         self._ok(session, message, None, [
             ("AMIversion", "11.0.0"), ("AsteriskVersion", ASTERISK_VERSION), ("SystemName", ""),

@@ -137,6 +137,12 @@ class EmulatedSwitch:
         self.switch.restart()
         self.server._wake.set()
 
+    async def unload_module(self, module: str) -> None:
+        self.switch.modules.discard(module)
+
+    async def load_module(self, module: str) -> None:
+        self.switch.modules.add(module)
+
     def queue_callers(self, queue: str) -> list[tuple[str, int]]:
         """(caller number, priority) of the callers waiting in ``queue``, in service order."""
         return [(c.channel.cid_num, c.priority) for c in self.switch.queues.queues[queue].callers]
@@ -212,6 +218,13 @@ class RealSwitch:
 
     async def restart(self) -> None:
         await self.host.restart()
+
+    async def unload_module(self, module: str) -> None:
+        out = await self.host.cli(f"module unload {module}.so")
+        assert "Unloaded" in out or "unloaded" in out, out
+
+    async def load_module(self, module: str) -> None:
+        await self.host.cli(f"module load {module}.so")
 
     def queue_callers(self, queue: str) -> list[tuple[str, int]]:
         out = self.host.cli_sync(f"queue show {queue}")
@@ -327,7 +340,7 @@ class Room:
 
 
 async def open_room(switch: Any, *, clock: Callable[[], float] = time.time,
-                    options: EngineOptions | None = None) -> Room:
+                    options: EngineOptions | None = None, wait_connected: bool = True) -> Room:
     stack = await start_engine_stack(switch.plan, TOKENS, ami_port=switch.ami_port, secret=switch.ami_secret,
                                      clock=clock, options=options or EngineOptions(confirm_within=3.0,
                                                                                    action_timeout=3.0,
@@ -344,8 +357,9 @@ async def open_room(switch: Any, *, clock: Callable[[], float] = time.time,
     listener.register_event("*", record)
     await listener.connect()
     room.listener = listener
-    await eventually(lambda: stack.engine.link.connected and stack.engine.resyncs >= 1, timeout=10,
-                     what="engine connected")
+    if wait_connected:
+        await eventually(lambda: stack.engine.link.connected and stack.engine.resyncs >= 1, timeout=10,
+                         what="engine connected")
     return room
 
 

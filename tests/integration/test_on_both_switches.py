@@ -203,3 +203,30 @@ async def test_an_engine_restart_adopts_the_live_call_and_can_still_move_it(room
     assert status == 200, body
     await room.talking_in(adopted, "n2-amu")
     assert not leg.dropped
+
+
+async def test_the_engine_refuses_a_switch_without_a_module_the_dialplan_needs(switch) -> None:
+    await switch.unload_module("func_rand")
+    try:
+        room = await open_room(switch, wait_connected=False)
+        try:
+            await eventually(lambda: room.engine.refused.is_set(), timeout=10, what="refusal")
+            assert "func_rand" in room.engine.refusal
+            status, body = await room.get("/health")
+            assert status == 200 and body["status"] == "refused" and "func_rand" in body["refusal"]
+            assert room.engine.resyncs == 0  # it did not start routing on a switch that cannot carry it
+        finally:
+            await room.close()
+    finally:
+        await switch.load_module("func_rand")
+
+
+@pytest.mark.parametrize("interface", ["PJSIP/9999", "Local/0899123456@attacker/n", "Local/1001@sas-desk-transfer"])
+async def test_a_desk_the_plan_does_not_declare_cannot_log_in(room: Room, interface: str) -> None:
+    status, body = await room.post("/api/agents/login", {"interface": interface, "queues": ["n1-arm"],
+                                                         "name": "x", "role": "arm-n1"})
+    assert status == 403 and "is not a desk of sas-69" in body["error"], body
+    leg = room.call("15", "0614000001")
+    call = await room.tracked(leg)
+    await room.waiting_in(call, "n1-arm")
+    assert room.engine.tracker.agents == {} and not leg.dropped
