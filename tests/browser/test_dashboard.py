@@ -109,10 +109,10 @@ async def test_a_big_room_shows_one_line_per_role_and_keeps_what_the_supervisor_
         browser: Browser, site: Site) -> None:
     # 14 desks: more than a small room, so each role starts folded to its counts.
     for index in range(10):
-        await site.login(site.desk(f"11{index:02d}"), ["n1-arm"], "arm-n1", f"ARM {index:02d}")
+        await site.login(site.desk(f"10{index + 10:02d}"), ["n1-arm"], "arm-n1", f"ARM {index:02d}")
     for index in range(4):
-        await site.login(site.desk(f"21{index:02d}"), ["n2-amu"], "mru", f"MRU {index:02d}")
-    status, body = await site.post("/api/agents/pause", {"interface": "PJSIP/1100", "reason": "pause"})
+        await site.login(site.desk(f"20{index + 10:02d}"), ["n2-amu"], "mru", f"MRU {index:02d}")
+    status, body = await site.post("/api/agents/pause", {"interface": "PJSIP/1010", "reason": "pause"})
     assert status == 200, body
     page = await open_dashboard(browser, site, "super-token")
 
@@ -122,13 +122,13 @@ async def test_a_big_room_shows_one_line_per_role_and_keeps_what_the_supervisor_
     await expect(arm.locator('summary [data-count="paused"]')).to_have_text("1 en pause")
     await expect(page.locator('#agents details[data-role="mru"] summary')).to_contain_text("4 libre")
     assert await arm.get_attribute("open") is None
-    assert await arm.locator('tr[data-agent="PJSIP/1101"]').is_hidden()
+    assert await arm.locator('tr[data-agent="PJSIP/1011"]').is_hidden()
 
     await arm.locator("summary").click()
-    await expect(arm.locator('tr[data-agent="PJSIP/1101"]')).to_be_visible()
+    await expect(arm.locator('tr[data-agent="PJSIP/1011"]')).to_be_visible()
     await expect(arm.locator("tr").last).to_contain_text("en pause")  # free desks first, the paused one last
     # A call changes the figures: the dashboard re-renders, the unfolded role stays unfolded.
     site.call("15", "0612345678")
     await expect(arm.locator('summary [data-count="available"]')).to_have_text("8 libre", timeout=5000)
-    await expect(arm.locator('tr[data-agent="PJSIP/1101"]')).to_be_visible()
+    await expect(arm.locator('tr[data-agent="PJSIP/1011"]')).to_be_visible()
     assert await page.locator('#agents details[data-role="mru"]').get_attribute("open") is None

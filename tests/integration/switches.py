@@ -28,6 +28,7 @@ import pytest
 from panoramisk import Manager
 
 from engine.api import Client
+from engine.mqtt import MqttConfig
 from engine.plan import Plan, load_plan
 from engine.plan import contexts as C
 from engine.service import EngineOptions
@@ -168,13 +169,14 @@ class RealSwitch:
 
     name = "asterisk"
 
-    def __init__(self, plan: Plan, workdir: Path, *, address: str = "127.0.0.1", partners: Any = None) -> None:
+    def __init__(self, plan: Plan, workdir: Path, *, address: str = "127.0.0.1", partners: Any = None,
+                 sip_port: int | None = None) -> None:
         from simulator.real_asterisk import prepare
 
         real_asterisk_or_skip()
         shutil.rmtree(workdir, ignore_errors=True)
         self.host = prepare(plan, workdir, address=address, operator_addresses=[OPERATOR_ADDRESS],
-                            partners=partners)
+                            partners=partners, sip_port=sip_port)
         self.plan = self.host.plan
         self.ami_port = self.host.ami_port
         self.phones: list[Any] = []
@@ -238,6 +240,8 @@ class RealSwitch:
     async def reset(self) -> None:
         from simulator.sip_phone import SipStack
 
+        if self.host.process is None or self.host.process.poll() is not None:
+            return
         for leg in self.callers:
             leg.hangup()
         for phone in self.phones:
@@ -245,10 +249,9 @@ class RealSwitch:
         self.callers.clear()
         self.phones.clear()
         await self.host.cli("channel request hangup all")
-        stack = SipStack.get()
+        SipStack.get()  # keeps PJSUA polled on this loop while the hang-ups go out
         await eventually(lambda: "0 active channels" in self.host.cli_sync("core show channels count"),
                          timeout=10, what="channels gone")
-        del stack
         status = await self.host.cli("queue show")
         for member, queue in _dynamic_members(status):
             await self.host.cli(f"queue remove member {member} from {queue}")
@@ -333,6 +336,8 @@ class Room:
                 and e.get("Uniqueid") == call.uniqueid]
 
     async def close(self) -> None:
+        if self.http.closed:
+            return
         if self.listener is not None:
             self.listener.close()
         await self.http.close()
@@ -340,9 +345,10 @@ class Room:
 
 
 async def open_room(switch: Any, *, clock: Callable[[], float] = time.time,
-                    options: EngineOptions | None = None, wait_connected: bool = True) -> Room:
+                    options: EngineOptions | None = None, wait_connected: bool = True,
+                    mqtt: MqttConfig | None = None) -> Room:
     stack = await start_engine_stack(switch.plan, TOKENS, ami_port=switch.ami_port, secret=switch.ami_secret,
-                                     clock=clock, options=options or EngineOptions(confirm_within=3.0,
+                                     clock=clock, mqtt=mqtt, options=options or EngineOptions(confirm_within=3.0,
                                                                                    action_timeout=3.0,
                                                                                    apply_presets=False))
     stack.engine.link._manager.reconnect_timeout = 1

@@ -141,7 +141,7 @@ async def test_surge_overflows_to_the_partner_and_every_call_is_answered(start_p
     pair: Pair = await start_pair()
     a, b = pair.a, pair.b
     await log_in(a, "2001", talk_for=2.0)
-    for ext in ("3801", "3802", "3803"):
+    for ext in ("1031", "1032", "1033"):
         await log_in(b, ext, talk_for=0.5)
     await eventually(lambda: b.engine.mutual_aid.board.status("sas-69", b.engine.clock()) == "accepting"
                      and a.engine.mutual_aid.board.status("sas-38", a.engine.clock()) == "accepting",
@@ -213,7 +213,7 @@ async def test_overloaded_partner_keeps_our_calls_then_its_silence_means_plan_or
 async def test_without_the_broker_overflow_still_works_by_plan_order(start_pair) -> None:
     pair: Pair = await start_pair()
     a, b = pair.a, pair.b
-    await log_in(b, "3801", talk_for=0.3)
+    await log_in(b, "1031", talk_for=0.3)
     pair.broker.stop()
     await eventually(lambda: not a.engine.mutual_aid.board.link_up, what="A sees the broker gone")
     callers = pair.a_callers(2)  # nobody logged in at A
@@ -228,7 +228,7 @@ async def test_without_the_broker_overflow_still_works_by_plan_order(start_pair)
 async def test_partner_trunk_down_puts_the_callers_back_at_the_front(start_pair) -> None:
     pair: Pair = await start_pair(rhone=fast_overflow(30, 3, no_agent=False))
     a = pair.a
-    for ext in ("3801", "3802"):
+    for ext in ("1031", "1032"):
         await log_in(pair.b, ext, talk_for=None)
     pair.a_to_b.up = False
     await log_in(a, "2001", talk_for=None)  # takes the first caller and keeps it
@@ -268,7 +268,7 @@ async def test_116117_goes_to_the_isere_at_20h_and_comes_back_at_8h(start_pair) 
     pair: Pair = await start_pair(clock=clock)
     a, b = pair.a, pair.b
     await log_in(a, "2001", talk_for=0.3)
-    await log_in(b, "3801", talk_for=0.3)
+    await log_in(b, "1031", talk_for=0.3)
     before = pair.a_callers(1)[0]
     await eventually(lambda: joins(a.events, before.uniqueid), what="evening call in the Rhône")
 
