@@ -1,181 +1,98 @@
 """Real SIP user agents for the tests, the demo and the load driver: callers on the operator trunk
 and desk phones that register, ring, answer, hang up and transfer (REFER).
 
-Built on PJSUA2 (pjproject 2.15, the SIP stack Asterisk itself bundles, from the
-``pjsua2-python`` wheel) rather than pyVoIP: pyVoIP 1.6.8 acknowledges a 200 OK with a To-tag of
-its own, which Asterisk 22 never matches (it resends the 200 OK and hangs up after 32 s), it
-speaks UDP only, and it needs ``audioop``, gone from Python 3.13. PJSUA2 gives RFC 3261 dialogs,
-REGISTER with digest authentication, REFER, RTP and WAV players/recorders.
+Built on ``aiosipua`` (asyncio, RFC 3261 dialogs and transactions, REGISTER with digest, REFER,
+2xx/ACK as the RFC says). Not pyVoIP: pyVoIP 1.6.8 acknowledges a 200 OK with a To-tag of its
+own, which Asterisk 22 never matches (it resends the 200 OK and hangs up after 32 s), it speaks
+UDP only and needs ``audioop``, gone from Python 3.13. Not PJSUA2 either: its Python wheel caps a
+process at four simultaneous calls. aiosipua runs on the test's own event loop, any number of
+calls at once.
 
-PJSUA2 runs with no worker thread of its own: :class:`SipStack` polls it from the asyncio loop,
-so every callback below runs on the loop's thread and may touch Python state freely.
+Media is not played: the SDP offers G.711 on a port nobody reads, which is all Asterisk needs to
+bridge, queue and transfer the call.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import contextlib
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
-import pjsua2 as pj
 import structlog
+from aiosipua import Registration, SipDigestAuth, SipUAC, SipUAS, build_sdp, negotiate_sdp
+from aiosipua.transport import UdpSipTransport
 
 log = structlog.get_logger("sip")
 
 
-class SipStack:
-    """The process's one PJSUA2 endpoint (the library allows one), with a UDP transport per local
-    address: callers and desks send from distinct loopback addresses, as the operator's SBC and
-    the room's phones do from distinct hosts, so Asterisk identifies them as it would on a site."""
-
-    _instance: ClassVar[SipStack | None] = None
-
-    def __init__(self) -> None:
-        self.endpoint = pj.Endpoint()
-        self.endpoint.libCreate()
-        config = pj.EpConfig()
-        config.uaConfig.threadCnt = 0
-        config.uaConfig.mainThreadOnly = True
-        config.uaConfig.maxCalls = 500
-        config.uaConfig.userAgent = "sas-router test UA (pjsua2)"
-        config.logConfig.level = 1
-        config.logConfig.consoleLevel = 1
-        config.medConfig.noVad = True
-        self.endpoint.libInit(config)
-        self.transports: dict[str, int] = {}
-        self.trunks: dict[str, _Account] = {}
-        self.endpoint.libStart()
-        self.endpoint.audDevManager().setNullDev()
-        self._poller: asyncio.Task[None] | None = None
-        #: PJSUA2 objects must outlive their C++ side: everything created is kept here.
-        self.keep: list[Any] = []
-
-    def shutdown(self) -> None:
-        """Hang up and free the library before the interpreter finalises the Python wrappers
-        (in the other order PJSUA2 calls back into objects already gone and aborts)."""
-        with contextlib.suppress(Exception):
-            self.endpoint.hangupAllCalls()
-            for _ in range(20):
-                self.endpoint.libHandleEvents(10)
-        # Python may free a call or account wrapper after the library is gone (a test still holds
-        # it): the wrappers give up their C++ side so that late free cannot call into PJSUA.
-        for obj in self.keep:
-            obj.thisown = False
-        self.keep.clear()
-        with contextlib.suppress(Exception):
-            self.endpoint.libDestroy()
-        SipStack._instance = None
-
-    @classmethod
-    def get(cls) -> SipStack:
-        if cls._instance is None:
-            cls._instance = SipStack()
-            atexit.register(cls._instance.shutdown)
-        cls._instance._ensure_polling()
-        return cls._instance
-
-    def transport(self, address: str) -> int:
-        if address not in self.transports:
-            config = pj.TransportConfig()
-            config.boundAddress = address
-            config.port = 0
-            self.transports[address] = self.endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, config)
-        return self.transports[address]
-
-    def _ensure_polling(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._poller is None or self._poller.done() or self._poller.get_loop() is not loop:
-            self._poller = loop.create_task(self._poll())
-
-    async def _poll(self) -> None:
-        while True:
-            self.endpoint.libHandleEvents(0)
-            await asyncio.sleep(0.005)
-
-    def trunk_account(self, address: str) -> _Account:
-        """The operator SBC's account on ``address`` (no registration: the trunk is identified by IP)."""
-        if address not in self.trunks:
-            self.trunks[address] = self.account(f"<sip:sbc@{address}>", address)
-        return self.trunks[address]
-
-    def account(self, id_uri: str, address: str, *, registrar: str | None = None, user: str = "",
-                password: str = "") -> _Account:
-        config = pj.AccountConfig()
-        config.idUri = id_uri
-        config.sipConfig.transportId = self.transport(address)
-        config.mediaConfig.transportConfig.boundAddress = address
-        config.mediaConfig.transportConfig.port = 0
-        if registrar:
-            config.regConfig.registrarUri = registrar
-            config.regConfig.timeoutSec = 300
-            credentials = pj.AuthCredInfo("digest", "*", user, 0, password)
-            config.sipConfig.authCreds.append(credentials)
-        else:
-            config.regConfig.registerOnAdd = False
-        account = _Account()
-        account.create(config)
-        self.keep.append(account)
-        return account
-
-
-class _Account(pj.Account):
-    def __init__(self) -> None:
-        super().__init__()
-        self.on_incoming: Callable[[int], None] | None = None
-        self.registered: bool = False
-        self.reg_status: int = 0
-
-    def onRegState(self, prm: Any) -> None:
-        self.reg_status = prm.code
-        self.registered = prm.code // 100 == 2 and prm.expiration > 0
-
-    def onIncomingCall(self, prm: Any) -> None:
-        if self.on_incoming is not None:
-            self.on_incoming(prm.callId)
-
-
-class _Call(pj.Call):
-    def __init__(self, account: pj.Account, owner: Any, call_id: int = pj.PJSUA_INVALID_ID) -> None:
-        super().__init__(account, call_id)
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, owner: UdpTransport) -> None:
         self.owner = owner
 
-    def onCallState(self, prm: Any) -> None:
-        info = self.getInfo()
-        self.owner._state(self, info.state, info.lastStatusCode, info.lastReason)
-
-    def onCallTransferStatus(self, prm: Any) -> None:
-        self.owner.transfer_status.append(prm.statusCode)
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.owner._dispatch(data, (str(addr[0]), int(addr[1])))
 
 
-def _headers(values: dict[str, str]) -> Any:
-    vector = pj.SipHeaderVector()
-    for name, value in values.items():
-        header = pj.SipHeader()
-        header.hName, header.hValue = name, value
-        vector.append(header)
-    return vector
+class UdpTransport(UdpSipTransport):
+    """aiosipua's UDP transport, started without its protocol's ``isinstance`` assertion, which
+    fails on Python 3.11 (its selector datagram transport is not a ``DatagramTransport``)."""
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._udp_transport, _ = await loop.create_datagram_endpoint(lambda: _Datagrams(self),
+                                                                     local_addr=self.local_addr)
+
+
+def free_udp_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class UserAgent:
+    """One SIP user agent on one local UDP address and port (a port is chosen: aiosipua writes
+    the bound port into Via and Contact, so it must be a real one)."""
+
+    address: str
+    port: int = 0
+    transport: UdpTransport = field(init=False)
+    uac: SipUAC = field(init=False)
+    uas: SipUAS = field(init=False)
+
+    async def start(self) -> UserAgent:
+        self.port = self.port or free_udp_port(self.address)
+        self.transport = UdpTransport(local_addr=(self.address, self.port))
+        self.uac = SipUAC(self.transport)
+        self.uas = SipUAS(self.transport, uac=self.uac, user_agent="sas-router test UA")
+        await self.uas.start()
+        return self
+
+    def sdp(self) -> Any:
+        return build_sdp(local_ip=self.address, rtp_port=self.port + 2 if self.port < 65000 else 40000,
+                         payload_type=8, codec_name="PCMA")
+
+    async def stop(self) -> None:
+        await self.uas.stop()
 
 
 @dataclass
 class SipCaller:
     """A member of the public on the operator trunk: dials, stays on the line, hangs up on command.
 
-    ``dropped`` is the SIP side's truth: the network hung this caller up (a BYE or a failed
-    INVITE) while they were still waiting to speak to someone."""
+    ``dropped`` is the SIP side's truth: the network hung this caller up (a BYE, or a refused
+    INVITE) without the caller choosing to."""
 
     number: str
     caller: str
-    target: str
-    states: list[str] = field(default_factory=list)
+    agent: UserAgent
+    outgoing: Any = None
     answered: bool = False
     ended: bool = False
     ended_by_us: bool = False
     final_status: int = 0
-    transfer_status: list[int] = field(default_factory=list)
-    _call: Any = None
 
     @property
     def dropped(self) -> bool:
@@ -185,44 +102,71 @@ class SipCaller:
     def alive(self) -> bool:
         return self.answered and not self.ended
 
-    def _state(self, call: _Call, state: int, code: int, reason: str) -> None:
-        self.states.append(f"{state}:{code}")
-        if state == pj.PJSIP_INV_STATE_CONFIRMED:
-            self.answered = True
-        elif state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            self.ended, self.final_status = True, code
-            log.info("caller ended", caller=self.caller, number=self.number, by_us=self.ended_by_us, code=code,
-                     reason=reason)
+    def _answer(self, _: Any) -> None:
+        self.answered = True
+
+    def _rejected(self, _: Any, status: int, reason: str) -> None:
+        self.ended, self.final_status = True, status
+        log.warning("call refused", caller=self.caller, number=self.number, status=status, reason=reason)
+
+    def _bye(self) -> None:
+        self.ended = True
+        log.info("caller received BYE", caller=self.caller, number=self.number, by_us=self.ended_by_us)
 
     def hangup(self) -> None:
-        if not self.ended and self._call is not None:
-            self.ended_by_us = True
-            with contextlib.suppress(pj.Error):
-                self._call.hangup(pj.CallOpParam(True))
+        if self.ended or self.outgoing is None:
+            return
+        self.ended_by_us = self.ended = True
+        if self.answered:
+            self.outgoing.hangup(self.agent.uac)
+        else:
+            self.outgoing.cancel(self.agent.uac)
 
 
-def dial(stack: SipStack, *, switch_uri: str, number: str, caller: str, name: str = "", withheld: bool = False,
-         headers: dict[str, str] | None = None, address: str = "127.0.0.1") -> SipCaller:
-    """Place a call from the operator's SBC (``address``) to ``number`` on the switch; a withheld
-    caller is sent with ``Privacy: id``, as a French operator does towards an emergency number."""
-    host = switch_uri.split("@", 1)[1] if "@" in switch_uri else switch_uri.removeprefix("sip:")
-    # The caller's identity travels in P-Asserted-Identity, as an operator's SBC sends it (the
-    # trunk trusts it: trust_id_inbound); the From is the SBC's, one account per address, since
-    # PJSUA2 has a handful of accounts and cannot change the From of a call.
-    sent = dict(headers or {})
-    identity = f"<sip:{caller}@{address}>"
-    sent.setdefault("P-Asserted-Identity", f'"{name}" {identity}' if name else identity)
-    if withheld:
-        sent.setdefault("Privacy", "id")
-    account = stack.trunk_account(address)
-    handle = SipCaller(number, caller, f"sip:{number}@{host}")
-    call = _Call(account, handle)
-    handle._call = call
-    stack.keep.append(call)
-    param = pj.CallOpParam(True)
-    param.txOption.headers = _headers(sent)
-    call.makeCall(handle.target, param)
-    return handle
+class Trunk:
+    """The operator's SBC: one user agent from which every caller dials, each call carrying the
+    caller's identity in P-Asserted-Identity (the trunk trusts it: ``trust_id_inbound``), and
+    ``Privacy: id`` when the caller withheld it, as a French operator sends towards the 15."""
+
+    def __init__(self, agent: UserAgent, switch: tuple[str, int]) -> None:
+        self.agent, self.switch = agent, switch
+        self.calls: dict[str, SipCaller] = {}
+        agent.uas.on_bye = self._on_bye
+
+    @classmethod
+    async def open(cls, address: str, switch: tuple[str, int]) -> Trunk:
+        return cls(await UserAgent(address).start(), switch)
+
+    def _on_bye(self, call: Any, _: Any) -> None:
+        caller = self.calls.get(call.call_id)
+        if caller is not None:
+            caller._bye()
+
+    def dial(self, number: str, caller: str, *, name: str = "", withheld: bool = False,
+             headers: dict[str, str] | None = None) -> SipCaller:
+        host, port = self.switch
+        identity = f"<sip:{caller}@{self.agent.address}>"
+        sent = {"P-Asserted-Identity": f'"{name}" {identity}' if name else identity, **(headers or {})}
+        if withheld:
+            sent["Privacy"] = "id"
+        handle = SipCaller(number, caller, self.agent)
+        outgoing = self.agent.uac.send_invite(f"sip:sbc@{self.agent.address}:{self.agent.port}",
+                                              f"sip:{number}@{host}:{port}", self.switch,
+                                              sdp_offer=self.agent.sdp(), extra_headers=sent)
+        outgoing.on_answer = handle._answer
+        outgoing.on_rejected = handle._rejected
+        handle.outgoing = outgoing
+        self.calls[outgoing.call_id] = handle
+        return handle
+
+    def hangup_all(self) -> None:
+        for caller in self.calls.values():
+            caller.hangup()
+
+    async def close(self) -> None:
+        self.hangup_all()
+        await asyncio.sleep(0.05)
+        await self.agent.stop()
 
 
 @dataclass
@@ -233,12 +177,14 @@ class DeskPhone:
     and can hang up and transfer the call it is on with a REFER, as a regulator's phone does."""
 
     extension: str
+    agent: UserAgent
+    switch: tuple[str, int]
     answer_after: float | None = 0.2
+    registration: Any = None
+    registered: bool = False
     calls: list[Any] = field(default_factory=list)
-    transfer_status: list[int] = field(default_factory=list)
     answered_count: int = 0
-    account: Any = None
-    stack: SipStack | None = None
+    transfer_status: list[int] = field(default_factory=list)
 
     @property
     def interface(self) -> str:
@@ -246,67 +192,70 @@ class DeskPhone:
 
     @property
     def current(self) -> Any | None:
-        live = [c for c in self.calls if c.isActive()]
+        live = [c for c in self.calls if c.dialog.state.value in ("early", "confirmed")]
         return live[-1] if live else None
 
-    def _incoming(self, call_id: int) -> None:
-        assert self.account is not None
-        call = _Call(self.account, self, call_id)
+    def _on_invite(self, call: Any) -> None:
         self.calls.append(call)
-        assert self.stack is not None
-        self.stack.keep.append(call)
-        ringing = pj.CallOpParam()
-        ringing.statusCode = 180
-        call.answer(ringing)
+        call.ringing()
         if self.answer_after is not None:
-            asyncio.get_running_loop().call_later(self.answer_after, self._answer, call)
+            asyncio.get_running_loop().call_later(self.answer_after, self._accept, call)
 
-    def _answer(self, call: _Call) -> None:
-        with contextlib.suppress(pj.Error):
-            if call.isActive() and call.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING:
-                ok = pj.CallOpParam()
-                ok.statusCode = 200
-                call.answer(ok)
-                self.answered_count += 1
-
-    def _state(self, call: _Call, state: int, code: int, reason: str) -> None:
-        pass
+    def _accept(self, call: Any) -> None:
+        if call.dialog.state.value != "early":
+            return  # cancelled meanwhile (app_queue rang another desk)
+        answer, _ = negotiate_sdp(offer=call.sdp_offer, local_ip=self.agent.address,
+                                  rtp_port=self.agent.port + 2, supported_codecs=[8, 0])
+        call.accept(answer)
+        self.answered_count += 1
 
     def answer(self) -> bool:
-        ringing = [c for c in self.calls if c.isActive() and c.getInfo().state < pj.PJSIP_INV_STATE_CONNECTING]
+        ringing = [c for c in self.calls if c.dialog.state.value == "early"]
         if not ringing:
             return False
-        self._answer(ringing[-1])
+        self._accept(ringing[-1])
         return True
 
     def hangup(self) -> None:
         call = self.current
-        if call is not None:
-            with contextlib.suppress(pj.Error):
-                call.hangup(pj.CallOpParam(True))
+        if call is not None and call.dialog.state.value == "confirmed":
+            call.hangup()
 
-    def close(self) -> None:
-        """Hang up and unregister: the desk leaves the room (a later test may register it again)."""
-        self.hangup()
-        if self.account is not None:
-            self.account.on_incoming = None
-            with contextlib.suppress(pj.Error):
-                self.account.shutdown()  # unregisters and frees one of PJSUA's few account slots
-
-    def transfer(self, number: str, switch_host: str) -> None:
+    def transfer(self, number: str) -> None:
         """Blind transfer of the current call to ``number`` (REFER), as the phone's transfer key."""
         call = self.current
         if call is None:
             raise RuntimeError(f"desk {self.extension} is on no call")
-        call.xfer(f"sip:{number}@{switch_host}", pj.CallOpParam(True))
+        host, port = self.switch
+        self.agent.uac.send_refer(call.dialog, f"sip:{number}@{host}:{port}", call.source_addr)
+
+    async def close(self) -> None:
+        """Hang up and unregister: the desk leaves the room (a later test may register it again)."""
+        self.hangup()
+        if self.registration is not None and self.registered:
+            self.registration.unregister()
+            await asyncio.sleep(0.05)
+        await self.agent.stop()
 
 
-def register_desk(stack: SipStack, *, extension: str, password: str, switch_host: str, address: str,
-                  answer_after: float | None = 0.2) -> DeskPhone:
-    phone = DeskPhone(extension, answer_after, stack=stack)
-    phone.account = stack.account(f"<sip:{extension}@{switch_host}>", address,
-                                  registrar=f"sip:{switch_host}", user=extension, password=password)
-    phone.account.on_incoming = phone._incoming
+async def register_desk(*, extension: str, password: str, switch: tuple[str, int], address: str,
+                        answer_after: float | None = 0.2, timeout: float = 5.0) -> DeskPhone:
+    agent = await UserAgent(address).start()
+    phone = DeskPhone(extension, agent, switch, answer_after)
+    agent.uas.on_invite = phone._on_invite
+    agent.uas.on_transfer_progress = lambda _call_id, status, _reason: phone.transfer_status.append(status)
+    host, port = switch
+    done = asyncio.Event()
+
+    def registered(_: Any) -> None:
+        phone.registered = True
+        done.set()
+
+    phone.registration = Registration(agent.uac, f"sip:{extension}@{host}:{port}", switch,
+                                      auth=SipDigestAuth(extension, password), expires=300)
+    phone.registration.on_registered = registered
+    phone.registration.register()
+    await asyncio.wait_for(done.wait(), timeout)
     return phone
 
 
@@ -318,4 +267,3 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, what: st
             return value
         await asyncio.sleep(0.02)
     raise TimeoutError(f"timed out waiting for {what}")
-

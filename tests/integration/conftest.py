@@ -25,5 +25,6 @@ async def switch(request: pytest.FixtureRequest):
     else:
         real = request.getfixturevalue("real_rhone")
         await real.reset()
+        await real.open_trunk()
         yield real
         await real.reset()

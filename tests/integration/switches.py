@@ -3,7 +3,7 @@
 A scenario test asks for ``room`` and is run once per switch (``BACKENDS``). It places calls and
 registers desks through the same few verbs, drives the engine through its HTTP API, and checks
 what a user would notice: which queue a call reached, who answered, and — on the SIP side — that
-the caller never got a BYE. On the real switch the callers and desks are PJSUA2 user agents on
+the caller never got a BYE. On the real switch the callers and desks are real SIP user agents (aiosipua) on
 distinct loopback addresses (the operator's SBC, the room's phones), the configuration is the
 plan's render installed as an admin installs it, and the engine reaches Asterisk over AMI exactly
 as on a site.
@@ -180,7 +180,7 @@ class RealSwitch:
         self.plan = self.host.plan
         self.ami_port = self.host.ami_port
         self.phones: list[Any] = []
-        self.callers: list[Any] = []
+        self.trunk: Any = None
         self.host.start_sync()
 
     @property
@@ -188,30 +188,31 @@ class RealSwitch:
         return self.host.ami_secret
 
     @property
-    def hostport(self) -> str:
-        return f"{self.host.sip_address}:{self.host.sip_port}"
+    def address(self) -> tuple[str, int]:
+        return (self.host.sip_address, self.host.sip_port)
 
     async def desk(self, extension: str, answer_after: float | None = 0.2) -> str:
-        from simulator.sip_phone import SipStack, register_desk, wait_for
+        from simulator.sip_phone import register_desk
 
-        phone = register_desk(SipStack.get(), extension=extension, password=self.host.desk_password(extension),
-                              switch_host=self.hostport, address=DESKS_ADDRESS, answer_after=answer_after)
+        phone = await register_desk(extension=extension, password=self.host.desk_password(extension),
+                                    switch=self.address, address=DESKS_ADDRESS, answer_after=answer_after)
         self.phones.append(phone)
-        await wait_for(lambda: phone.account.registered, what=f"desk {extension} registered")
         return phone.interface
+
+    async def open_trunk(self) -> None:
+        from simulator.sip_phone import Trunk
+
+        if self.trunk is None:
+            self.trunk = await Trunk.open(OPERATOR_ADDRESS, self.address)
 
     def call(self, number: str, caller: str, *, name: str = "", withheld: bool = False,
              headers: dict[str, str] | None = None) -> Any:
-        from simulator.sip_phone import SipStack, dial
-
-        leg = dial(SipStack.get(), switch_uri=f"sip:{self.hostport}", number=number, caller=caller, name=name,
-                   withheld=withheld, headers=headers, address=OPERATOR_ADDRESS)
-        self.callers.append(leg)
-        return leg
+        assert self.trunk is not None, "open_trunk() first"
+        return self.trunk.dial(number, caller, name=name, withheld=withheld, headers=headers)
 
     async def desk_transfer(self, extension: str, number: str) -> None:
         phone = next(p for p in reversed(self.phones) if p.extension == extension)
-        phone.transfer(number, self.hostport)
+        phone.transfer(number)
 
     async def db_get(self, family: str, key: str) -> str | None:
         out = await self.host.cli(f"database get {family} {key}")
@@ -238,18 +239,17 @@ class RealSwitch:
         return found
 
     async def reset(self) -> None:
-        from simulator.sip_phone import SipStack
-
+        """Between tests: phones and trunk closed (their sockets belong to the test's event loop),
+        every channel hung up, members removed, the sas-* AstDB families and statistics cleared."""
+        if self.trunk is not None:
+            await self.trunk.close()
+            self.trunk = None
+        for phone in self.phones:
+            await phone.close()
+        self.phones.clear()
         if self.host.process is None or self.host.process.poll() is not None:
             return
-        for leg in self.callers:
-            leg.hangup()
-        for phone in self.phones:
-            phone.close()
-        self.callers.clear()
-        self.phones.clear()
         await self.host.cli("channel request hangup all")
-        SipStack.get()  # keeps PJSUA polled on this loop while the hang-ups go out
         await eventually(lambda: "0 active channels" in self.host.cli_sync("core show channels count"),
                          timeout=10, what="channels gone")
         status = await self.host.cli("queue show")
@@ -264,14 +264,15 @@ class RealSwitch:
 
 
 def _dynamic_members(queue_show: str) -> list[tuple[str, str]]:
+    """(interface, queue) of every dynamic member in ``queue show``; a member line reads
+    ``      1001 (PJSIP/1001) (ringinuse disabled) (dynamic) (Unavailable) has taken ...``."""
     found, queue = [], ""
     for line in queue_show.splitlines():
         head = re.match(r"^(\S+) has \d+ calls", line)
         if head:
             queue = head.group(1)
             continue
-        member = re.match(r"^\s+(?:\S.*?)?\((\S+/\S+) from [^)]*\) \(dynamic\)", line) or \
-            re.match(r"^\s+(\S+/\S+) \(dynamic\)", line)
+        member = re.match(r"^\s+.*?\((\w+/[^)\s]+)\).*\(dynamic\)", line)
         if member and queue:
             found.append((member.group(1), queue))
     return found

@@ -4,6 +4,8 @@ user agent never received a BYE (``dropped`` is False), not merely because AMI s
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from simulator.live import eventually
@@ -106,8 +108,9 @@ async def test_p0_stays_with_the_n1_arm(room: Room) -> None:
                                                           ("0472000021", "n2-mg", "n2-amu")])
 async def test_amu_and_mg_transfer_both_ways_while_talking(room: Room, number: str, first: str,
                                                            second: str) -> None:
-    await room.desk("2001", ["n2-amu"], "emergency-doctor")
-    await room.desk("3001", ["n2-mg"], "gp-regulator")
+    for extension, queue, role in (("2001", "n2-amu", "emergency-doctor"), ("2002", "n2-amu", "arm-amu"),
+                                   ("3001", "n2-mg", "gp-regulator"), ("3002", "n2-mg", "osnp")):
+        await room.desk(extension, [queue], role)
     leg = room.call(number, "0660000001")  # ATSU direct lines: straight to N2
     call = await room.tracked(leg)
     await room.talking_in(call, first)
@@ -117,6 +120,8 @@ async def test_amu_and_mg_transfer_both_ways_while_talking(room: Room, number: s
     status, body = await room.post(f"/api/calls/{call.call_id}/transfer", {"queue": first})
     assert status == 200, body
     await room.talking_in(call, first)
+    first_desk, _, back_desk = [leg_.member_name for leg_ in call.legs]
+    assert back_desk != first_desk  # the first desk is in its queue's 10 s wrap-up: a colleague takes it back
     assert room.joined(call) == [first, second, first] and not leg.dropped
 
 
@@ -230,3 +235,40 @@ async def test_a_desk_the_plan_does_not_declare_cannot_log_in(room: Room, interf
     call = await room.tracked(leg)
     await room.waiting_in(call, "n1-arm")
     assert room.engine.tracker.agents == {} and not leg.dropped
+
+
+async def test_the_room_s_figures_equal_what_the_switch_counted(room: Room) -> None:
+    await room.desk("1001", ["n1-arm"], "arm-n1")
+    await room.desk("1002", ["n1-arm"], "arm-n1")
+    first, second = room.call("116117", "0618000001"), room.call("116117", "0618000002")
+    calls = [await room.tracked(first), await room.tracked(second)]
+    for call in calls:
+        await room.talking_in(call, "n1-arm")
+    third = room.call("15", "0618000003")  # both desks busy: this caller waits, then gives up
+    waiting = await room.tracked(third)
+    await room.waiting_in(waiting, "n1-arm")
+    third.hangup()
+    first.hangup()
+    second.hangup()
+    await eventually(lambda: all(c.ended_at is not None for c in [*calls, waiting]), timeout=10, what="all ended")
+
+    async def switch_counts() -> tuple[int, int]:
+        answer = await room.listener.send_action({"Action": "QueueStatus", "Queue": "n1-arm"})
+        params = next(m for m in answer if m.get("Event") == "QueueParams")
+        return int(params["Completed"]), int(params["Abandoned"])
+
+    completed, abandoned = 0, 0
+    for _ in range(100):
+        completed, abandoned = await switch_counts()
+        if (completed, abandoned) == (2, 1):
+            break
+        await asyncio.sleep(0.05)
+    status, figures = await room.get("/api/supervision/figures/today")
+    assert status == 200, figures
+    n1 = figures["queues"]["n1-arm"]
+    assert (completed, abandoned) == (2, 1)
+    assert (n1["answered"], n1["abandoned"], n1["offered"]) == (completed, abandoned, completed + abandoned)
+    # The third caller gave up within the site's short_abandon (5 s): counted apart at SAS level.
+    assert (figures["sas"]["offered"], figures["sas"]["answered"], figures["sas"]["short_abandoned"]) == (3, 2, 1)
+    assert figures["sas"]["qs30"] == 1.0
+    assert not first.dropped and not second.dropped and not third.dropped

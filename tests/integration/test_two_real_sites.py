@@ -61,6 +61,8 @@ async def sites(tmp_path: Path, broker: Broker) -> AsyncIterator[Sites]:
     options = EngineOptions(confirm_within=3.0, action_timeout=3.0, tick_every=0.2, apply_presets=False,
                             partner_stale_after=1.5)
     clock = shifted_clock(TUESDAY_MORNING)
+    await rhone_switch.open_trunk()
+    await isere_switch.open_trunk()
     rhone = await open_room(rhone_switch, clock=clock, options=options, mqtt=mqtt)
     isere = await open_room(isere_switch, clock=clock, options=options, mqtt=mqtt)
     await eventually(lambda: rhone.engine.mutual_aid.board.link_up and isere.engine.mutual_aid.board.link_up,
