@@ -220,3 +220,41 @@ def test_a_transfer_code_must_be_digits_a_desk_can_key() -> None:
     text = BASE.replace("n2-amu: {role: n2-amu}", 'n2-amu: {role: n2-amu, transfer_code: "amu"}')
     (line, _, message), = errors_of(text)
     assert line == line_of(text, 'transfer_code: "amu"') and "digits a desk keys on its phone" in message
+
+
+def test_a_partner_identified_by_a_host_name_is_refused() -> None:
+    text = BASE.replace("host: 203.0.113.38,", "host: sas38.example.net,")
+    (line, _, message), = errors_of(text)
+    assert line == line_of(text, "sas38.example.net")
+    assert "needs 'match'" in message and "resolved only once" in message
+
+
+def test_sip_section_addresses_must_be_addresses() -> None:
+    text = BASE + textwrap.dedent("""\
+        sip:
+          bind: pbx.example.net
+          operator: {match: ["192.0.2.0/28", "sbc.example.net"]}
+        """)
+    found = errors_of(text)
+    assert [(line, message.split(" (")[0]) for line, _, message in found] == [
+        (line_of(text, "bind: pbx"), "'pbx.example.net' is not an IP address"),
+        (line_of(text, "sbc.example.net"), "'sbc.example.net' is not an IP address or network"),
+    ]
+
+
+@pytest.mark.parametrize(("key", "problem"), [
+    ('"1001-0999"', "must go up"),
+    ('"1001-99999"', "must go up, with both ends of the same length"),
+    ('"1000-9999"', "at most 500 per range"),
+    ('"10x1"', "is not a desk extension or range"),
+])
+def test_desk_ranges_that_make_no_sense_are_refused(key: str, problem: str) -> None:
+    text = BASE + f"desks:\n  {key}: {{template: phone}}\n"
+    (line, _, message), = errors_of(text)
+    assert line == line_of(text, key) and problem in message
+
+
+def test_a_desk_declared_twice_is_refused() -> None:
+    text = BASE + 'desks:\n  "1001-1010": {template: phone}\n  "1010": {template: webrtc}\n'
+    (line, _, message), = errors_of(text)
+    assert line == line_of(text, '"1010":') and message == "desk 1010 is declared twice"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from engine.cli import app
 from engine.plan import load_plan
 from engine.plan.install import install
-from engine.plan.render import GENERATED, render_all
+from engine.plan.render import GENERATED, read_secrets, render_all, write_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES = ["sas-69", "sas-38"]
@@ -101,3 +101,45 @@ def test_rendered_dialplan_passes_asterisklint(site: str, tmp_path: Path) -> Non
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == "" and result.stderr.strip() == ""
+
+
+def test_install_adds_includes_to_an_existing_pbx_and_replaces_nothing(tmp_path: Path) -> None:
+    admin_dialplan = "[general]\nstatic=yes\n\n[from-internal]\nexten => 100,1,Dial(PJSIP/100)\n"
+    (tmp_path / "extensions.conf").write_text(admin_dialplan)
+    (tmp_path / "queues.conf").write_text("[general]\nmonitor-type = MixMonitor\n\n[support]\nstrategy = ringall\n")
+    (tmp_path / "pjsip.conf").write_text("[transport-udp]\ntype = transport\nprotocol = udp\nbind = 0.0.0.0\n")
+    plan = load_plan(ROOT / "dialplans" / "sas-69.yaml")
+    install(plan, tmp_path)
+    again = install(plan, tmp_path)  # idempotent: nothing more to add
+    assert not [line for line in again if ": #include" in line]
+    extensions = (tmp_path / "extensions.conf").read_text()
+    assert extensions.startswith(admin_dialplan)
+    assert extensions.count("#include sas-69/extensions.conf") == 1
+    queues = (tmp_path / "queues.conf").read_text()
+    assert queues.startswith("[general]\n#include sas-69/queues-general.conf\nmonitor-type = MixMonitor\n")
+    assert queues.rstrip().endswith("#include sas-69/queues.conf") and "[support]\nstrategy = ringall" in queues
+    assert (tmp_path / "pjsip.conf").read_text().startswith("[transport-udp]\ntype = transport")
+    assert (tmp_path / "modules.conf").read_text().startswith("[modules]\n#include sas-69/modules.conf\n")
+    assert oct((tmp_path / "sas-69" / "desk-secrets.conf").stat().st_mode & 0o777) == "0o600"
+
+
+def test_secrets_keep_the_passwords_already_issued_and_give_new_desks_their_own(tmp_path: Path) -> None:
+    plan = load_plan(ROOT / "dialplans" / "sas-69.yaml")
+    write_secrets(plan, tmp_path)
+    first = read_secrets(tmp_path)
+    assert set(first) == set(plan.desks) | {"@manager"} and len(set(first.values())) == len(first)
+    write_secrets(plan, tmp_path)
+    assert read_secrets(tmp_path) == first
+    manager = (tmp_path / "manager-secret.conf").read_text()
+    assert f"secret = {first['@manager']}" in manager
+    for name in ("manager-secret.conf", "desk-secrets.conf"):
+        assert (tmp_path / name).stat().st_mode & 0o077 == 0
+
+
+def test_the_render_has_no_desk_password_and_each_desk_its_own_endpoint() -> None:
+    pjsip = render_all(load_plan(ROOT / "dialplans" / "sas-69.yaml"))["pjsip.conf"]
+    assert "password" not in pjsip
+    assert "[1001](sas-desk-phone)\nauth = 1001-auth\naors = 1001" in pjsip
+    assert "[6001](sas-desk-webrtc)" in pjsip and "webrtc = yes" in pjsip
+    assert "#tryinclude sas-69/desk-secrets.conf" in pjsip
+    assert "match = 198.51.100.38/32" in pjsip and "match = 192.0.2.10/31" in pjsip
