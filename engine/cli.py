@@ -330,12 +330,11 @@ def simulate(
 
 @app.command("sip-load")
 def sip_load(
-    server: str = typer.Option(..., "--server", help="The Asterisk's address (SIP over UDP)."),
-    username: str = typer.Option(..., "--user", help="The PJSIP account the simulated callers use."),
-    password: str = typer.Option(..., "--password", envvar="SAS_SIP_PASSWORD", help="Its secret (env var)."),
-    my_ip: str = typer.Option(..., "--my-ip", help="This machine's address as the Asterisk reaches it."),
+    server: str = typer.Option(..., "--server", help="The Asterisk's SIP address (UDP)."),
     port: int = typer.Option(5060, "--port", help="The Asterisk's SIP port."),
-    sip_port: int = typer.Option(5062, "--sip-port", help="Local SIP port."),
+    source: str = typer.Option(..., "--from-address",
+                               help="This machine's address; it must be in the plan's sip.operator.match, so "
+                                    "Asterisk takes the calls as the operator trunk's."),
     plan: Path = typer.Option(Path("dialplans/sas-69.yaml"), "--plan", help="The site plan (its lines' numbers)."),
     day: str = typer.Option("2026-11-24", "--day", help="Local date whose profile is played (YYYY-MM-DD)."),
     start_hour: float = typer.Option(10.0, "--from", min=0, max=23.99, help="Local hour the period starts at."),
@@ -344,10 +343,13 @@ def sip_load(
     speed: float = typer.Option(1.0, "--speed", min=0.01, max=10, help="Wall seconds per simulated second."),
     seed: int = typer.Option(1, "--seed", help="Same seed, same calls."),
 ) -> None:
-    """Real SIP calls into a real Asterisk (pyVoIP), from the load simulator's caller model."""
+    """Real SIP calls into a real Asterisk from the operator trunk's address, from the load
+    simulator's caller model: one caller ID per caller, each held for its patience and talk time."""
+    import asyncio
+
     from engine.logs import configure_logging
     from simulator.load import LoadProfile, local_midnight, plan_day
-    from simulator.sip_driver import SipAccount, SipLoad
+    from simulator.sip_driver import SipLoad, summary
 
     configure_logging("console")
     try:
@@ -358,16 +360,16 @@ def sip_load(
         raise typer.Exit(code=1) from None
     profile = LoadProfile(calls_per_day=calls)
     planned = plan_day(site_plan, profile, start, hours * 3600, seed)
-    typer.echo(f"{len(planned)} calls to place on {server}:{port} as {username}")
-    load = SipLoad(SipAccount(server, port, username, password, my_ip, sip_port), profile, speed=speed)
+    typer.echo(f"{len(planned)} calls to place on {server}:{port} from {source}")
+    load = SipLoad((server, port), source, profile, speed=speed)
     try:
-        outcomes = load.run(planned)
+        outcomes = asyncio.run(load.run(planned))
     except KeyboardInterrupt:
         outcomes = load.outcomes
-    states: dict[str, int] = {}
-    for outcome in outcomes:
-        states[outcome.state] = states.get(outcome.state, 0) + 1
-    typer.echo("placed " + str(len(outcomes)) + ": " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+    states = summary(outcomes)
+    typer.echo(f"placed {len(outcomes)}: " + ", ".join(f"{k} {v}" for k, v in sorted(states.items())))
+    if states.get("dropped") or states.get("refused"):
+        raise typer.Exit(code=2)
 
 
 @app.command("capacity")

@@ -1,126 +1,113 @@
 """Real SIP calls into a real Asterisk, from the same caller model as the emulated day.
 
-For sites with an Asterisk and a PJSIP account to spare: the driver registers with pyVoIP as that
-account (put it in the context your operator trunk uses — ``sas-from-pstn`` in the rendered
-``pjsip.conf`` — so the calls are routed exactly as the operator's), and places the calls of
-:func:`simulator.load.plan_day` at their times, dialling each line's number. The engine, the
-dashboard and the desks' phones then see a real load on the real switch.
+The driver stands where the operator's SBC stands: it sends each planned call from an address
+the site's ``sip.operator.match`` lists (so Asterisk identifies it as the operator trunk and
+routes it exactly as a real call), to the planned line's number, with the planned caller's
+identity in P-Asserted-Identity — a number per caller, withheld when the model says so. The
+engine, the dashboard and the desks' phones then see a real load on the real switch.
 
 What the SIP side cannot know: when a desk picks up (Asterisk answers the caller itself, in the
 dialplan, before the queue). So a caller stays on the line for its patience plus the talk time of
-the desk that would end its call, then hangs up; the engine's figures say who was answered.
-pyVoIP sends silence as audio; a per-call caller ID is not possible with one account (the From is
-the account), so every simulated call shows that account's number.
+the desk that would end its call, then hangs up; the engine's figures say who was answered. A
+caller that the switch hangs up first is recorded as ``dropped`` — the fault this driver exists
+to catch.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import structlog
 
 from simulator.load import LoadProfile, PlannedCall, talk_time
+from simulator.sip_phone import SipCaller, Trunk
 
 log = structlog.get_logger("simulator.sip")
-
-
-class Phone(Protocol):
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def call(self, number: str) -> Any: ...
-
-
-@dataclass(frozen=True)
-class SipAccount:
-    server: str
-    port: int
-    username: str
-    password: str
-    my_ip: str
-    sip_port: int = 5062
-    rtp_ports: tuple[int, int] = (20000, 20999)
 
 
 @dataclass
 class SipOutcome:
     planned: PlannedCall
+    caller: str
     placed_at: float
     state: str = "dialing"
     ended_at: float | None = None
-    error: str = ""
+    status: int = 0
+
+
+def caller_number(index: int, planned: PlannedCall) -> str:
+    """The planned caller's number, or one of its own (06 and eight digits) when the model left
+    it out: one number per caller, so no simulated call looks like a repeat of another."""
+    return planned.caller or f"06{90_000_000 + index:08d}"
 
 
 @dataclass
 class SipLoad:
-    """Plays planned calls as SIP calls; thread-based, as pyVoIP is."""
+    """Plays planned calls as SIP calls from the operator trunk's address."""
 
-    account: SipAccount
+    switch: tuple[str, int]
+    address: str
     profile: LoadProfile = field(default_factory=LoadProfile)
     #: Wall seconds per planned second (0.1 plays a day in 2.4 h).
     speed: float = 1.0
-    phone_factory: Callable[[SipAccount], Phone] | None = None
     outcomes: list[SipOutcome] = field(default_factory=list)
-
-    def _phone(self) -> Phone:
-        if self.phone_factory is not None:
-            return self.phone_factory(self.account)
-        from pyVoIP.VoIP import VoIPPhone  # imported here: optional at run time, heavy threads at import
-
-        a = self.account
-        return VoIPPhone(a.server, a.port, a.username, a.password, myIP=a.my_ip, sipPort=a.sip_port,
-                         rtpPortLow=a.rtp_ports[0], rtpPortHigh=a.rtp_ports[1])
 
     def hold_for(self, planned: PlannedCall) -> float:
         """Seconds the caller stays on the line: its patience, then the talk time it would get."""
         role = "n1" if planned.level == "P0" else "n2-amu" if planned.level == "P1" else "n2-mg"
         return (planned.patience or 120.0) + planned.qualify_after + talk_time(self.profile, role, planned.talk)
 
-    def run(self, calls: list[PlannedCall], *, stop: threading.Event | None = None) -> list[SipOutcome]:
-        stop = stop or threading.Event()
-        phone = self._phone()
-        phone.start()
-        log.info("sip registered", server=self.account.server, username=self.account.username, calls=len(calls))
-        hangups: list[threading.Timer] = []
+    async def run(self, calls: list[PlannedCall], *, stop: asyncio.Event | None = None) -> list[SipOutcome]:
+        stop = stop or asyncio.Event()
+        trunk = await Trunk.open(self.address, self.switch)
+        log.info("sip load started", switch=f"{self.switch[0]}:{self.switch[1]}", source=self.address,
+                 calls=len(calls))
+        running: list[asyncio.Task[None]] = []
         try:
-            origin, began = calls[0].at if calls else 0.0, time.monotonic()
-            for planned in calls:
+            origin, began = (calls[0].at if calls else 0.0), time.monotonic()
+            for index, planned in enumerate(calls):
                 delay = (planned.at - origin) * self.speed - (time.monotonic() - began)
-                if delay > 0 and stop.wait(delay):
-                    break
-                outcome = SipOutcome(planned, time.time())
+                if delay > 0:
+                    try:
+                        await asyncio.wait_for(stop.wait(), delay)
+                        break
+                    except TimeoutError:
+                        pass
+                number = caller_number(index, planned)
+                leg = trunk.dial(planned.number, number, withheld=planned.withheld)
+                outcome = SipOutcome(planned, number, time.time())
                 self.outcomes.append(outcome)
-                try:
-                    voip_call = phone.call(planned.number)
-                except Exception as exc:  # a refused INVITE is an outcome, not the end of the load
-                    outcome.state, outcome.error = "failed", str(exc)
-                    log.warning("sip call failed", number=planned.number, error=str(exc))
-                    continue
-                timer = threading.Timer(self.hold_for(planned) * self.speed, self._hang_up, (voip_call, outcome))
-                timer.daemon = True
-                timer.start()
-                hangups.append(timer)
+                running.append(asyncio.ensure_future(self._hold(leg, outcome, self.hold_for(planned) * self.speed,
+                                                                stop)))
                 log.info("sip call placed", number=planned.number, line=planned.line, level=planned.level)
-            while any(t.is_alive() for t in hangups) and not stop.wait(0.2):
-                pass
+            if running:
+                await asyncio.gather(*running)
         finally:
-            for timer in hangups:
-                timer.cancel()
-            phone.stop()
+            for task in running:
+                task.cancel()
+            await trunk.close()
         return self.outcomes
 
     @staticmethod
-    def _hang_up(voip_call: Any, outcome: SipOutcome) -> None:
-        state = str(getattr(getattr(voip_call, "state", None), "name", ""))
-        try:
-            if state == "ANSWERED":
-                voip_call.hangup()
-                outcome.state = "hung-up"
-            else:
-                outcome.state = state.lower() or "ended"
-        except Exception as exc:  # the far end hung up first
-            outcome.state, outcome.error = "ended", str(exc)
+    async def _hold(leg: SipCaller, outcome: SipOutcome, seconds: float, stop: asyncio.Event) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not leg.ended and not stop.is_set():
+            await asyncio.sleep(0.05)
+        if leg.ended:
+            outcome.state = "refused" if not leg.answered else "dropped"
+            outcome.status = leg.final_status
+            log.warning("sip caller ended by the switch", caller=outcome.caller, state=outcome.state,
+                        status=leg.final_status)
+        else:
+            outcome.state = "hung-up" if leg.answered else "unanswered"
+            leg.hangup()
         outcome.ended_at = time.time()
+
+
+def summary(outcomes: list[SipOutcome]) -> dict[str, int]:
+    states: dict[str, int] = {}
+    for outcome in outcomes:
+        states[outcome.state] = states.get(outcome.state, 0) + 1
+    return states

@@ -1,63 +1,36 @@
-"""The pyVoIP driver against a real SIP peer (sipp, Debian's sip-tester, playing Asterisk's side):
-it registers, dials each planned line's number, and hangs up each call after the caller's time."""
+"""The SIP load driver against a real Asterisk 22: planned calls become SIP calls from the
+operator trunk's address, each with its own caller ID, held past the time a switch needs to give
+up on an unacknowledged answer (64 x T1: 6.4 s on the test switch) and hung up by the caller."""
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
+import asyncio
 
 from simulator.load import Dist, LoadProfile, PlannedCall
-from simulator.sip_driver import SipAccount, SipLoad
+from simulator.sip_driver import SipLoad
+from tests.integration.switches import OPERATOR_ADDRESS, RealSwitch
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIO = ROOT / "tests" / "fixtures" / "sipp" / "uas.xml"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def sip_peer(tmp_path: Path) -> Iterator[tuple[int, Path]]:
-    sipp = shutil.which("sipp")
-    assert sipp, "sipp is missing: run scripts/setup.sh (Debian package 'sip-tester')"
-    port, trace = free_udp_port(), tmp_path / "sipp-messages.log"
-    peer = subprocess.Popen([sipp, "-sf", str(SCENARIO), "-i", "127.0.0.1", "-p", str(port), "-mp",
-                             str(free_udp_port()), "-trace_msg", "-message_file", str(trace), "-nostdin"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
-    yield port, trace
-    peer.terminate()
-    peer.wait(timeout=10)
+HOLD = 7.5  # patience 6.5 + qualify 0.5 + talk 0.5
 
 
 def planned(at: float, line: str, number: str, level: str) -> PlannedCall:
-    return PlannedCall(at=at, line=line, number=number, caller="", withheld=False, level=level, patience=0.3,
-                       patience_n2=None, qualify_after=0.1, talk=0.5, transfer_n2=False)
+    return PlannedCall(at=at, line=line, number=number, caller="", withheld=False, level=level, patience=6.5,
+                       patience_n2=None, qualify_after=0.5, talk=0.5, transfer_n2=False)
 
 
-def test_the_planned_calls_become_sip_calls(sip_peer: tuple[int, Path]) -> None:
-    port, trace = sip_peer
-    profile = LoadProfile(handle={role: Dist(0.3, "fixed") for role in ("n1", "n2-amu", "n2-mg")})
-    calls = [planned(0.0, "15", "15", "P1"), planned(0.3, "116117", "116117", "P2"),
-             planned(0.6, "sis-n1", "0472000018", "P0")]
-    load = SipLoad(SipAccount("127.0.0.1", port, "sim-caller", "not-logged", "127.0.0.1", free_udp_port()), profile)
-    outcomes = load.run(calls)
+async def test_the_planned_calls_are_held_on_the_real_switch_each_with_its_caller_id(real_rhone: RealSwitch) -> None:
+    await real_rhone.reset()
+    profile = LoadProfile(handle={role: Dist(0.5, "fixed") for role in ("n1", "n2-amu", "n2-mg")})
+    calls = [planned(0.0, "15", "15", "P1"), planned(0.2, "116117", "116117", "P2"),
+             planned(0.4, "sis-n1", "0472000018", "P0"), planned(0.6, "15", "15", "P2")]
+    load = SipLoad(real_rhone.address, OPERATOR_ADDRESS, profile)
+    run = asyncio.ensure_future(load.run(calls))
+    await asyncio.sleep(2.0)
+    waiting = real_rhone.queue_callers("n1-arm")
+    assert sorted(waiting) == [("0690000000", 5), ("0690000001", 3), ("0690000002", 9), ("0690000003", 5)]
+    outcomes = await run
     assert [(o.planned.number, o.state) for o in outcomes] == [("15", "hung-up"), ("116117", "hung-up"),
-                                                              ("0472000018", "hung-up")]
+                                                              ("0472000018", "hung-up"), ("15", "hung-up")]
     held = [o.ended_at - o.placed_at for o in outcomes if o.ended_at]
-    assert all(0.6 < h < 3.0 for h in held), held  # patience 0.3 + qualify 0.1 + talk 0.3
-    time.sleep(0.3)
-    wire = trace.read_text(encoding="utf-8", errors="replace")
-    invites = [line.split()[1] for line in wire.splitlines() if line.startswith("INVITE ")]
-    assert invites == ["sip:15@127.0.0.1", "sip:116117@127.0.0.1", "sip:0472000018@127.0.0.1"]
-    assert sum(1 for line in wire.splitlines() if line.startswith("BYE ")) == 3
-    assert wire.count("REGISTER sip:127.0.0.1") >= 1 and "not-logged" not in wire
+    assert all(HOLD - 0.2 < h < HOLD + 1.5 for h in held), held
+    assert real_rhone.queue_callers("n1-arm") == []
