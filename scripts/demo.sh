@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The demo: the two example site plans checked and rendered, calls through the emulated switch
-# without and with the engine, then a live SAS under simulated load with its supervisors' dashboard.
+# without and with the engine, the same calls on a real Asterisk 22 when one is available, then a
+# live SAS under simulated load with its supervisors' dashboard.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SAS=.venv/bin/sas-router
@@ -15,6 +16,9 @@ echo "== the emulated Rhône switchboard (Asterisk 22 stand-in) routing calls wi
 echo
 echo "== the routing engine on the emulated switchboard: desks qualify and transfer through the API"
 .venv/bin/python -m simulator.demo_live --once --port 0
+echo
+echo "== the same on a real Asterisk 22 with SIP phones and SIP callers (SAS_ASTERISK, or the shared tarball)"
+.venv/bin/python -m simulator.demo_real
 echo
 echo "== capacity: desks needed per hour for the Rhône's day (Erlang C)"
 $SAS capacity --calls-per-hour 190 --handle 60 --plan dialplans/sas-69.yaml
