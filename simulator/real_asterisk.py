@@ -160,6 +160,12 @@ class RealAsterisk:
 
     def configure(self) -> list[str]:
         """Write the configuration directory; returns what the install step did."""
+        self.write_host_files()
+        return install(self.plan, self.etc, modules_autoload=False)
+
+    def write_host_files(self) -> None:
+        """What the PBX host has before the SAS is installed: private directories, logging, hold
+        music, SIP timers, the AMI listener, and a modules.conf that loads only what is asked."""
         self.etc.mkdir(parents=True, exist_ok=True)
         for sub in ("db", "spool", "run", "log", "cache"):
             (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
@@ -193,7 +199,7 @@ class RealAsterisk:
         (self.etc / "manager.conf").write_text(
             f"[general]\nenabled = yes\nport = {self.ami_port}\nbindaddr = 127.0.0.1\ndisplayconnects = no\n\n",
             encoding="utf-8")
-        return install(self.plan, self.etc, modules_autoload=False)
+        (self.etc / "modules.conf").write_text("[modules]\nautoload = no\n", encoding="utf-8")
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "LD_LIBRARY_PATH": str(self.prefix / "lib")}
