@@ -163,39 +163,68 @@ class AmiLink:
 
     async def send(self, action: Mapping[str, object]) -> Any:
         """Send one action; returns panoramisk's answer (a message, or a list for list actions)."""
-        clean = safe_action(action)
+        return (await self.send_in_order([action]))[0]
+
+    async def send_in_order(self, actions: list[Mapping[str, object]]) -> list[Any]:
+        """Write several actions back to back, then wait for their answers together.
+
+        Asterisk runs one AMI session's actions one after another, in the order they arrive, so a
+        move's ``Setvar`` still takes effect before its ``BlindTransfer`` while the two round trips
+        overlap: the caller's gap is one round trip, not two. The first error, in order, is raised
+        once every answer is in (or timed out)."""
+        cleans = [safe_action(action) for action in actions]
         if not self.connected:
             raise AmiLinkDown("AMI link is down")
-        name = clean["Action"].lower()
+        taken = 0
         try:
-            await asyncio.wait_for(self._slots.acquire(), timeout=self.action_timeout)
-        except TimeoutError as exc:
-            raise AmiBusy("too many AMI actions waiting") from exc
-        started = time.perf_counter()
-        try:
-            as_list = True if name in _LISTS else (False if name in _SINGLE_ANSWER else None)
-            future = self._manager.send_action(clean, as_list=as_list)
-            self._in_flight.add(future)
-            try:
-                answer = await asyncio.wait_for(asyncio.shield(future), timeout=self.action_timeout)
-            except TimeoutError as exc:
-                with contextlib.suppress(Exception):
-                    future.cancel()
-                raise AmiLinkDown(f"{clean['Action']}: no answer within {self.action_timeout}s") from exc
-            finally:
-                self._in_flight.discard(future)
-            elapsed = time.perf_counter() - started
-            self.latencies.append(elapsed)
-            self.latency_sum += elapsed
-            self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, elapsed)] += 1
-            if len(self.latencies) > 10_000:
-                del self.latencies[:5_000]
-            first = answer[0] if isinstance(answer, list) and answer else answer
-            if getattr(first, "get", None) and first.get("Response") == "Error":
-                raise AmiActionFailed(clean["Action"], first.get("Message", ""))
-            return answer
+            for _ in cleans:
+                try:
+                    await asyncio.wait_for(self._slots.acquire(), timeout=self.action_timeout)
+                except TimeoutError as exc:
+                    raise AmiBusy("too many AMI actions waiting") from exc
+                taken += 1
+            started = time.perf_counter()
+            futures = []
+            for clean in cleans:  # no await between the writes: they leave in this order
+                name = clean["Action"].lower()
+                as_list = True if name in _LISTS else (False if name in _SINGLE_ANSWER else None)
+                future = self._manager.send_action(clean, as_list=as_list)
+                self._in_flight.add(future)
+                futures.append(future)
+            answers: list[Any] = []
+            failure: Exception | None = None
+            for clean, future in zip(cleans, futures, strict=True):
+                try:
+                    answers.append(await self._answer(clean, future, started))
+                except (AmiActionFailed, AmiLinkDown) as exc:
+                    answers.append(None)
+                    failure = failure or exc
+            if failure is not None:
+                raise failure
+            return answers
         finally:
-            self._slots.release()
+            for _ in range(taken):
+                self._slots.release()
+
+    async def _answer(self, clean: dict[str, str], future: Any, started: float) -> Any:
+        try:
+            answer = await asyncio.wait_for(asyncio.shield(future), timeout=self.action_timeout)
+        except TimeoutError as exc:
+            with contextlib.suppress(Exception):
+                future.cancel()
+            raise AmiLinkDown(f"{clean['Action']}: no answer within {self.action_timeout}s") from exc
+        finally:
+            self._in_flight.discard(future)
+        elapsed = time.perf_counter() - started
+        self.latencies.append(elapsed)
+        self.latency_sum += elapsed
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, elapsed)] += 1
+        if len(self.latencies) > 10_000:
+            del self.latencies[:5_000]
+        first = answer[0] if isinstance(answer, list) and answer else answer
+        if getattr(first, "get", None) and first.get("Response") == "Error":
+            raise AmiActionFailed(clean["Action"], first.get("Message", ""))
+        return answer
 
 
 def _report_failure(task: asyncio.Future[None]) -> None:

@@ -286,8 +286,7 @@ class Engine:
                 "mechanism": move.mechanism}
 
     async def _send_move(self, move: Move) -> None:
-        for action in move.actions():
-            await self.link.send(action)
+        await self.link.send_in_order(move.actions())
 
     async def _confirm(self, call: Call, transfer: Transfer) -> None:
         """The caller must be seen in the target queue; if not, back to the front of a queue that

@@ -8,6 +8,8 @@
    the AMI action round trips behind it.
 4. A whole simulated SAS day through the real engine (fast-forward): wall time, new calls per
    second sustained, AMI events per second, CPU, peak RSS.
+5. On a real Asterisk 22 (when one is available): a transfer's caller gap through the engine
+   beside the same BlindTransfer sent raw over AMI, p50/p99 and their ratio.
 """
 
 from __future__ import annotations
@@ -153,6 +155,93 @@ async def bench_transfers(rounds: int = 200) -> dict[str, Any]:
             "ami_action_p99_ms": round(1000 * percentile(latencies, 0.99), 2)}
 
 
+async def bench_real_transfers(rounds: int = 40) -> dict[str, Any] | None:
+    """The caller's gap of an N1 -> N2 AMU transfer on a real Asterisk 22: through the engine (HTTP
+    qualify -> Setvar + BlindTransfer -> the caller joins n2-amu) beside the same BlindTransfer
+    sent raw over AMI, alternating in one run, measured on a separate AMI session's
+    QueueCallerJoin. SIP desks (answer at once) and SIP callers are real user agents."""
+    import shutil
+
+    from panoramisk import Manager
+
+    from simulator.live import start_engine_stack
+    from simulator.real_asterisk import AsteriskUnavailable, prepare
+    from simulator.sip_phone import Trunk, register_desk
+
+    workdir = ROOT / "var" / "bench-asterisk"
+    shutil.rmtree(workdir, ignore_errors=True)
+    try:
+        host = prepare(load_plan(ROOT / "dialplans" / "sas-69.yaml"), workdir, operator_addresses=["127.0.0.2"])
+    except AsteriskUnavailable as exc:
+        print(f"5. skipped: {exc}")
+        return None
+    await host.start()
+    token = "bench"
+    stack = await start_engine_stack(host.plan, {token: Client("bench", "admin")}, ami_port=host.ami_port,
+                                     secret=host.ami_secret, supervise=False)
+    switch = (host.sip_address, host.sip_port)
+    trunk = await Trunk.open("127.0.0.2", switch)
+    listener = Manager(host="127.0.0.1", port=host.ami_port, username="sas-router", secret=host.ami_secret,
+                       ping_delay=0)
+    joined: dict[tuple[str, str], float] = {}
+    desk_leg: dict[str, str] = {}
+
+    def on_event(_: Any, event: Any) -> None:
+        if event.get("Event") == "QueueCallerJoin":
+            joined.setdefault((event.get("CallerIDNum"), event.get("Queue")), time.perf_counter())
+        elif event.get("Event") == "AgentConnect":
+            desk_leg[event.get("CallerIDNum")] = event.get("DestChannel")
+
+    listener.register_event("*", on_event)
+    await listener.connect()
+    phones = []
+    gaps: dict[str, list[float]] = {"engine": [], "raw": []}
+    try:
+        await eventually(lambda: stack.engine.resyncs >= 1, what="engine up")
+        async with aiohttp.ClientSession(base_url=stack.base_url,
+                                         headers={"Authorization": f"Bearer {token}"}) as http:
+            for ext, queue in [(str(1001 + i), "n1-arm") for i in range(10)] + [(str(2001 + i), "n2-amu")
+                                                                               for i in range(10)]:
+                phones.append(await register_desk(extension=ext, password=host.desk_password(ext), switch=switch,
+                                                  address="127.0.0.3", answer_after=0.0))
+                async with http.post("/api/agents/login", json={"interface": f"PJSIP/{ext}", "queues": [queue],
+                                                                "name": ext, "role": "arm-n1"}) as response:
+                    response.raise_for_status()
+            for n in range(rounds):
+                mode = "engine" if n % 2 == 0 else "raw"
+                number = f"0691{n:06d}"
+                leg = trunk.dial("15", number)
+                call = await eventually(lambda num=number: next((c for c in stack.engine.tracker.calls.values()
+                                                                  if c.caller_num == num and c.current_leg), None),
+                                        timeout=15, what="N1 answer")
+                await eventually(lambda num=number: num in desk_leg, what="AgentConnect")
+                started = time.perf_counter()
+                if mode == "engine":
+                    async with http.post(f"/api/calls/{call.call_id}/qualify", json={"level": "P1"}) as response:
+                        response.raise_for_status()
+                else:
+                    await listener.send_action({"Action": "BlindTransfer", "Channel": desk_leg[number],
+                                                "Context": C.CTX_ROUTE, "Exten": C.route_to_queue("n2-amu")})
+                await eventually(lambda num=number: (num, "n2-amu") in joined, timeout=10, what="joined N2")
+                gaps[mode].append(joined[(number, "n2-amu")] - started)
+                leg.hangup()
+                await asyncio.sleep(1.0)  # N2 desks' 10 s wrap-up: ten desks, one call a second
+    finally:
+        listener.close()
+        await trunk.close()
+        for phone in phones:
+            await phone.close()
+        await stack.stop()
+        await host.stop()
+    engine_p99, raw_p99 = percentile(gaps["engine"], 0.99), percentile(gaps["raw"], 0.99)
+    return {"rounds": rounds,
+            "engine_gap_p50_ms": round(1000 * percentile(gaps["engine"], 0.5), 2),
+            "engine_gap_p99_ms": round(1000 * engine_p99, 2),
+            "raw_gap_p50_ms": round(1000 * percentile(gaps["raw"], 0.5), 2),
+            "raw_gap_p99_ms": round(1000 * raw_p99, 2),
+            "p99_ratio": round(engine_p99 / raw_p99, 2)}
+
+
 async def bench_day() -> dict[str, Any]:
     plan_file = ROOT / "dialplans" / "sas-69.yaml"
     plan = load_plan(plan_file)
@@ -191,6 +280,13 @@ def main() -> None:
           f"p99 {t['caller_gap_p99_ms']} ms; AMI actions p50 {t['ami_action_p50_ms']} ms, "
           f"p99 {t['ami_action_p99_ms']} ms; AMI event to the engine's action (QueueCallerJoin -> DBPut) "
           f"p50 {t['event_to_action_p50_ms']} ms, p99 {t['event_to_action_p99_ms']} ms")
+    figures["real_transfers"] = asyncio.run(bench_real_transfers())
+    r = figures["real_transfers"]
+    if r is not None:
+        print(f"5. real Asterisk 22, {r['rounds']} transfers N1 -> N2 AMU with SIP desks and callers: caller gap "
+              f"through the engine p50 {r['engine_gap_p50_ms']} ms, p99 {r['engine_gap_p99_ms']} ms; the same "
+              f"BlindTransfer raw over AMI p50 {r['raw_gap_p50_ms']} ms, p99 {r['raw_gap_p99_ms']} ms; "
+              f"p99 ratio x{r['p99_ratio']} (target <= 1.5)")
     figures["day"] = asyncio.run(bench_day())
     d = figures["day"]
     print(f"4. simulated 24 h day, {d['calls']} calls: {d['wall_seconds']} s wall, {d['cpu_seconds']} s CPU, "

@@ -8,6 +8,7 @@ import asyncio
 
 import pytest
 
+from engine.plan.model import Priority
 from simulator.live import eventually
 from tests.integration.harness import shifted_clock
 from tests.integration.switches import Room, open_room
@@ -272,3 +273,17 @@ async def test_the_room_s_figures_equal_what_the_switch_counted(room: Room) -> N
     assert (figures["sas"]["offered"], figures["sas"]["answered"], figures["sas"]["short_abandoned"]) == (3, 2, 1)
     assert figures["sas"]["qs30"] == 1.0
     assert not first.dropped and not second.dropped and not third.dropped
+
+
+async def test_a_p1_caller_waits_in_amu_with_the_p1_priority_set_before_the_move(room: Room) -> None:
+    # The move's Setvar and BlindTransfer leave back to back; the switch must still apply them in order.
+    await room.desk("1001", ["n1-arm"], "arm-n1")
+    await room.desk("2001", ["n2-amu"], "arm-amu", answer_after=None)  # rings, nobody picks up
+    leg = room.call("116117", "0619000001")
+    call = await room.tracked(leg)
+    await room.talking_in(call, "n1-arm")
+    status, body = await room.post(f"/api/calls/{call.call_id}/qualify", {"level": "P1"})
+    assert status == 200 and body["mechanism"] == "transfer", body
+    await room.waiting_in(call, "n2-amu")
+    assert room.switch.queue_callers("n2-amu") == [("0619000001", room.plan.routes[Priority.P1].priority)]
+    assert not leg.dropped
