@@ -106,9 +106,12 @@ class PartnerLink:
 
 
 def localise(plan: Plan, *, bind: str, port: int, operator_addresses: Iterable[str], rtp: tuple[int, int],
-             partners: dict[str, PartnerLink] | None = None, transports: tuple[str, ...] = ("udp", "tcp")) -> Plan:
-    """The plan moved onto this machine: same queues, lines, desks and dialplan, loopback SIP."""
+             partners: dict[str, PartnerLink] | None = None, transports: tuple[str, ...] | None = None) -> Plan:
+    """The plan moved onto this machine: same queues, lines, desks and dialplan, loopback SIP.
+    Its transports are kept but TLS (this machine has no certificate for it)."""
     partners = partners or {}
+    if transports is None:
+        transports = tuple(t for t in (plan.sip.transports if plan.sip else ["udp", "tcp"]) if t != "tls")
     operator = OperatorSpec(match=[f"{a}/32" for a in operator_addresses], host="127.0.0.1", port=port)
     sip = SipSpec(bind=bind, port=port, transports=list(transports), operator=operator,
                   rtp=RtpSpec(start=rtp[0], end=rtp[1]))

@@ -350,7 +350,9 @@ def render_pjsip(plan: Plan) -> str:
         port = sip.tls_port if proto == "tls" else sip.port
         out += [f"[{_transport_name(proto)}]", "type = transport", f"protocol = {proto}"]
         if proto == "wss":
-            out += ["; served by Asterisk's HTTP server: http.conf needs tlsenable, tlsbindaddr and a certificate"]
+            # Carried by Asterisk's HTTP server (http.conf: tlsenable, tlsbindaddr, a certificate);
+            # pjsip still refuses to start a transport without a bind, of which it uses the address.
+            out += [f"bind = {sip.bind}"]
         else:
             out.append(f"bind = {sip.bind}:{port}")
         if proto == "tls":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ def test_a_real_asterisk_loads_the_render_without_an_error_or_a_warning(site: st
         contexts = host.cli_sync("dialplan show sas-desk-transfer")
         queues = host.cli_sync("queue show")
         modules = host.cli_sync("module show like pjsip_header_funcs")
+        remote = host.cli_sync("pjsip show endpoint 6001")
+        transports = host.cli_sync("pjsip show transports")
     finally:
         host.stop_sync()
     assert host.problems() == []
@@ -31,3 +34,7 @@ def test_a_real_asterisk_loads_the_render_without_an_error_or_a_warning(site: st
     assert "'_X.' =>" in contexts
     assert all(f"{queue} has 0 calls" in queues for queue in plan.queues)
     assert "res_pjsip_header_funcs.so" in modules and "Running" in modules
+    # The remote regulators' browser desks: WebRTC (DTLS-SRTP, ICE) over the secure websocket.
+    assert re.search(r"webrtc\s+: yes", remote) and re.search(r"transport\s+: sas-transport-wss", remote)
+    assert re.search(r"media_encryption\s+: dtls", remote)
+    assert all(f"sas-transport-{proto}" in transports for proto in plan.sip.transports)
