@@ -15,6 +15,7 @@ CI machines carry beside the repository (``../shared/asterisk/``). A tarball is 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import hashlib
 import os
@@ -240,6 +241,7 @@ class RealAsterisk:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"asterisk did not boot: {out} {self.tail()}")
             time.sleep(0.2)
+        atexit.register(self.stop_sync)  # a run that ends abruptly leaves no Asterisk behind
         log.info("asterisk started", site=self.plan.site.id, ami_port=self.ami_port,
                  sip=f"{self.sip_address}:{self.sip_port}", pid=self.process.pid)
 

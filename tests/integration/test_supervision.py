@@ -61,6 +61,9 @@ class StubLink:
         self.sent.append(dict(action))
         return {"Response": "Success"}
 
+    async def send_in_order(self, actions: list[dict[str, Any]]) -> list[dict[str, str]]:
+        return [await self.send(action) for action in actions]
+
 
 class Clock:
     def __init__(self) -> None:
@@ -247,10 +250,11 @@ async def test_mqtt_snapshot_every_30_seconds_carries_the_figures(broker: Broker
 
 async def test_journal_round_trip_on_postgresql(postgres: Cluster) -> None:
     engine, supervision, clock = await supervised(postgres.url)
+    journal = supervision.journal
+    assert journal is not None
     try:
         await play_scripted(engine, clock)
-        journal = supervision.journal
-        assert journal is not None and await journal.flush()
+        assert await journal.flush()
         report = monthly(journal.db, PLAN, 2026, 11)
         assert (report.calls_answered, report.qs30, report.regulation_files) == (10, 0.5, 4)
         for call in engine.tracker.ended:
