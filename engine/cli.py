@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from engine.plan import Plan, PlanError, load_plan
+from engine.plan.grammar import RenderRefused
 from engine.plan.render import write_rendered, write_secrets
 
 app = typer.Typer(help="sas-router: call routing for SAS (Service d'Accès aux Soins) switchboards.",
@@ -49,7 +50,12 @@ def plan_render(
             typer.echo(str(diagnostic), err=True)
         typer.echo(f"{file}: refused; nothing was written to {out}", err=True)
         raise typer.Exit(code=1) from None
-    for path in write_rendered(plan, out):
+    try:
+        paths = write_rendered(plan, out)
+    except RenderRefused as exc:
+        typer.echo(f"{exc}\n{file}: refused; nothing was written to {out}", err=True)
+        raise typer.Exit(code=1) from None
+    for path in paths:
         typer.echo(f"wrote {path}")
 
 
@@ -75,7 +81,12 @@ def plan_install(
     from engine.plan.install import install
 
     plan = _load_or_exit(file)
-    for line in install(plan, etc):
+    try:
+        done = install(plan, etc)
+    except RenderRefused as exc:
+        typer.echo(f"{exc}\n{file}: refused; nothing was installed in {etc}", err=True)
+        raise typer.Exit(code=1) from None
+    for line in done:
         typer.echo(line)
 
 

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from engine.plan.model import (
     DESK_KEY_PATTERN,
+    ID_PATTERN,
     Desk,
     DeskSpec,
     LineKind,
@@ -45,6 +46,9 @@ from engine.plan.source import Diagnostic, PathKey, PlanError, PositionedSource,
 
 M = TypeVar("M", bound=BaseModel)
 
+#: What one entry of a section is called in messages.
+SECTION_ITEM = {"queues": "queue", "lines": "line", "partners": "partner", "switchovers": "switch-over preset"}
+
 SECTIONS = ("site", "sip", "queues", "lines", "partners", "desks", "schedule", "qualification", "switchovers")
 #: Desks one range may declare; a typo such as 1001-10010 would otherwise render ten thousand phones.
 MAX_DESKS_PER_RANGE = 500
@@ -61,11 +65,14 @@ FIELD_FORMS = {
     "partners": "a partner id: lower-case letters, digits and '-'",
     "departements": "a département code such as 69, 2A or 974",
     "geolocation_header": "a SIP header name such as Geolocation",
-    "members": "an Asterisk interface such as PJSIP/1001 or Local/0612345678@sas-remote-agent",
+    "members": "a declared desk such as PJSIP/1001, or a remote regulator Local/0612345678@sas-remote-agent/n",
     "music": "a music-on-hold class name",
     "host": "a host name or IP address",
     "transfer_code": "digits a desk keys on its phone, 1 to 8 of them (e.g. 200)",
     "tls_cert": "an absolute path on the Asterisk host",
+    "name": "plain text on one line, 1 to 80 characters, without control characters",
+    "label": "plain text on one line, 1 to 80 characters, without control characters",
+    "specialty": "plain text on one line, 1 to 80 characters, without control characters",
     "tls_key": "an absolute path on the Asterisk host",
 }
 
@@ -133,12 +140,13 @@ class _Collector:
             known = _field_names(cls, loc[:-1])
             hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
             extra = f" (did you mean '{hint[0]}'?)" if hint else f" (known settings: {', '.join(known)})"
-            self.error(full, f"unknown setting '{loc[-1]}'{extra}", key=True)
+            self.error(full, f"unknown setting {_shown(loc[-1])}{extra}", key=True)
         elif kind == "enum" or kind == "literal_error":
-            self.error(full, f"'{value}' is not allowed for '{field}'; use one of: {ctx.get('expected', '')}")
+            self.error(full, f"{_shown(value)} is not allowed for '{field}'; use one of: {ctx.get('expected', '')}")
         elif kind == "string_pattern_mismatch":
             form = FIELD_FORMS.get(field, "the expected form")
-            self.error(full, f"'{value}' is not {form}" if form[0] in "ad" else f"'{value}' does not have {form}")
+            verb = "is not" if form[0] in "adp" else "does not have"
+            self.error(full, f"{_shown(value)} {verb} {form}")
         elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
             if field == "share":
                 self.error(full, f"share {value} is not a percentage: it must be between 0 and 100")
@@ -190,7 +198,16 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"'{value}'"
+    return _shown(value)
+
+
+def _shown(value: Any) -> str:
+    """A value quoted for a message on one line: control characters escaped, long ones cut, so a
+    hostile plan cannot forge extra lines in the admin's terminal or the engine's log."""
+    text = str(value)
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return f"'{text[:60]}...'" if len(text) > 60 else f"'{text}'"
 
 
 def _entries(c: _Collector, data: dict[str, Any], section: str, *, required: bool) -> dict[str, Any]:
@@ -206,8 +223,15 @@ def _entries(c: _Collector, data: dict[str, Any], section: str, *, required: boo
 
 
 def _models(c: _Collector, raw: dict[str, Any], section: str, cls: type[M]) -> dict[str, M]:
+    """Every key becomes a context, extension, queue, endpoint or AstDB key in the rendered files,
+    so a name that is not a plain identifier is refused here, before anything is written."""
     out: dict[str, M] = {}
     for name, entry in raw.items():
+        if not isinstance(name, str) or not re.fullmatch(ID_PATTERN, name):
+            c.error((section, name), f"{_describe(name)} is not a valid {SECTION_ITEM[section]} name: "
+                                     "1 to 39 lower-case letters, digits and '-', starting with a letter or a "
+                                     "digit (it becomes an Asterisk context, queue or endpoint name)", key=True)
+            continue
         parsed = c.model(cls, entry, (section, name))
         if parsed is not None:
             out[str(name)] = parsed
@@ -221,7 +245,7 @@ def _parse_desks(c: _Collector, raw: dict[str, Any]) -> dict[str, Desk]:
         path: PathKey = ("desks", key)
         text = str(key)
         if not re.fullmatch(DESK_KEY_PATTERN, text):
-            c.error(path, f"'{text}' is not a desk extension or range: 2 to 8 digits (1001) or two of them "
+            c.error(path, f"{_shown(text)} is not a desk extension or range: 2 to 8 digits (1001) or two of them "
                           "joined by '-' (1001-1020)", key=True)
             continue
         first, _, last = text.partition("-")
@@ -249,7 +273,8 @@ def _check_site(c: _Collector, site: SiteSpec | None) -> None:
     try:
         ZoneInfo(site.timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        c.error(("site", "timezone"), f"'{site.timezone}' is not a known time zone (e.g. Europe/Paris, Indian/Reunion)")
+        c.error(("site", "timezone"),
+                f"{_shown(site.timezone)} is not a known time zone (e.g. Europe/Paris, Indian/Reunion)")
     calendars = holiday_calendars()
     if site.holidays not in calendars:
         hint = difflib.get_close_matches(site.holidays, list(calendars), n=1)
@@ -288,11 +313,11 @@ def _parse_schedule(c: _Collector, raw: Any) -> Schedule | None:
         path: PathKey = ("schedule", "week", key)
         days = _day_range(str(key))
         if days is None:
-            c.error(path, f"'{key}' is not a day or day range (use mon..sun, e.g. mon-fri)", key=True)
+            c.error(path, f"{_shown(key)} is not a day or day range (use mon..sun, e.g. mon-fri)", key=True)
             ok = False
             continue
         if not isinstance(slots, list):
-            c.error(path, f"'{key}' must be a list such as [pdsa 00:00-08:00, day 08:00-20:00, pdsa 20:00-24:00]")
+            c.error(path, f"{_shown(key)} must be a list such as [pdsa 00:00-08:00, day 08:00-20:00, pdsa 20:00-24:00]")
             ok = False
             continue
         for index, text in enumerate(slots):
@@ -352,13 +377,13 @@ def _parse_slot(c: _Collector, text: Any, path: PathKey) -> ScheduleSlot | None:
     start_text, _, end_text = span.partition("-")
     start, end = parse_clock(start_text), parse_clock(end_text, allow_24=True)
     if start is None:
-        c.error(path, f"'{start_text}' is not a time of day (HH:MM, 00:00 to 23:59)")
+        c.error(path, f"{_shown(start_text)} is not a time of day (HH:MM, 00:00 to 23:59)")
     if end is None:
-        c.error(path, f"'{end_text}' is not a time of day (HH:MM, 00:00 to 24:00)")
+        c.error(path, f"{_shown(end_text)} is not a time of day (HH:MM, 00:00 to 24:00)")
     if start is None or end is None:
         return None
     if minutes_of(end) <= minutes_of(start):
-        c.error(path, f"'{span}' ends before it starts; split a slot that crosses midnight into two days")
+        c.error(path, f"{_shown(span)} ends before it starts; split a slot that crosses midnight into two days")
         return None
     return ScheduleSlot(period, minutes_of(start), minutes_of(end))
 
@@ -396,7 +421,7 @@ def _parse_routes(c: _Collector, raw: Any, queues: dict[str, QueueSpec]) -> dict
     for key, value in raw.items():
         path: PathKey = ("qualification", key)
         if key not in Priority.__members__:
-            c.error(path, f"'{key}' is not a qualification level (use P0, P1, P2)", key=True)
+            c.error(path, f"{_shown(key)} is not a qualification level (use P0, P1, P2)", key=True)
             continue
         route = _parse_route(c, value, path)
         if route is not None:
@@ -507,7 +532,7 @@ def _cross_check(
                 known_queue(queue, path + (period,))
                 if schedule is not None and period not in periods:
                     known = ", ".join(sorted(periods))
-                    c.error(path + (period,), f"'{period}' is not a period of the schedule ({known})", key=True)
+                    c.error(path + (period,), f"{_shown(period)} is not a period of the schedule ({known})", key=True)
             if route.by_period and schedule is not None:
                 for missing in sorted(periods - set(route.by_period)):
                     c.error(path, f"{level.value} has no queue for schedule period '{missing}'")
@@ -548,11 +573,21 @@ def _is_address(host: str) -> bool:
     return True
 
 
+def _check_members(c: _Collector, queues: dict[str, QueueSpec], desks: dict[str, Desk]) -> None:
+    """A static member rings a phone for every caller of its queue: only a declared desk may be one."""
+    for name, queue in queues.items():
+        for index, member in enumerate(queue.members):
+            extension = member.removeprefix("PJSIP/")
+            if member.startswith("PJSIP/") and extension not in desks:
+                c.error(("queues", name, "members", index), f"{_shown(member)} is not a declared desk: declare "
+                                                            f"{extension} under 'desks' first")
+
+
 def _unknown(kind: str, name: str, known: Iterable[str]) -> str:
     known = sorted(known)
     hint = difflib.get_close_matches(name, list(known), n=1)
     suffix = f"; did you mean '{hint[0]}'?" if hint else (f"; known: {', '.join(known)}" if known else "")
-    return f"unknown {kind} '{name}'{suffix}"
+    return f"unknown {kind} {_shown(name)}{suffix}"
 
 
 def build_plan(src: PositionedSource) -> Plan:
@@ -563,7 +598,7 @@ def build_plan(src: PositionedSource) -> Plan:
         if key not in SECTIONS:
             hint = difflib.get_close_matches(str(key), SECTIONS, n=1)
             extra = f" (did you mean '{hint[0]}'?)" if hint else f" (sections: {', '.join(SECTIONS)})"
-            c.error((key,), f"unknown section '{key}'{extra}", key=True)
+            c.error((key,), f"unknown section {_shown(key)}{extra}", key=True)
     site = c.model(SiteSpec, data.get("site"), ("site",)) if "site" in data else None
     if "site" not in data:
         c.error((), "the 'site' section is missing")
@@ -574,6 +609,7 @@ def build_plan(src: PositionedSource) -> Plan:
     sip = c.model(SipSpec, data.get("sip"), ("sip",)) if data.get("sip") is not None else None
     desks = _parse_desks(c, _entries(c, data, "desks", required=False))
     switchovers = _models(c, _entries(c, data, "switchovers", required=False), "switchovers", SwitchoverPreset)
+    _check_members(c, queues, desks)
     schedule = _parse_schedule(c, data.get("schedule"))
     routes = _parse_routes(c, data.get("qualification"), queues)
     declared = {

@@ -20,6 +20,14 @@ ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,38}$"
 #: Dialled numbers and trunk extensions: digits, optionally a leading +; Asterisk extension-safe.
 NUMBER_PATTERN = r"^\+?[0-9]{2,20}$"
 SIP_HEADER_PATTERN = r"^[A-Za-z][A-Za-z0-9-]{0,63}$"
+#: Names and labels an admin writes in French: any printable text on one line. They reach the
+#: rendered files only through the renderer's ASCII filter (comments and NoOp), but a control
+#: character or a line break is refused here too, so a label never even looks like structure.
+TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]{1,80}$"
+Text = Annotated[str, Field(pattern=TEXT_PATTERN)]
+#: Static queue members: a desk phone (checked against the declared desks) or a remote regulator
+#: reached through the rendered remote-agent context; no other context may be named.
+MEMBER_PATTERN = r"^(PJSIP/[0-9]{2,8}|Local/\+?[0-9]{2,20}@sas-remote-agent/n)$"
 
 
 class Role(StrEnum):
@@ -86,7 +94,7 @@ def minutes_of(clock: time) -> int:
 
 class SiteSpec(_Strict):
     id: Annotated[str, Field(pattern=ID_PATTERN)]
-    name: Annotated[str, Field(min_length=1)]
+    name: Text
     departements: Annotated[list[Annotated[str, Field(pattern=r"^(\d{2,3}|2A|2B)$")]], Field(min_length=1)]
     timezone: str = "Europe/Paris"
     holidays: str = "FR"
@@ -119,8 +127,8 @@ class OverflowRule(_Strict):
 
 class QueueSpec(_Strict):
     role: Role
-    label: str = ""
-    specialty: str | None = None
+    label: Text = ""
+    specialty: Text | None = None
     strategy: Strategy = Strategy.RRMEMORY
     ring_timeout: Annotated[int, Field(ge=1, le=300)] = 15
     retry: Annotated[int, Field(ge=0, le=60)] = 1
@@ -128,7 +136,7 @@ class QueueSpec(_Strict):
     service_level: Annotated[int, Field(ge=1, le=600)] = 30
     weight: Annotated[int, Field(ge=0, le=100)] = 0
     music: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]+$")] = "default"
-    members: list[Annotated[str, Field(pattern=r"^(PJSIP|SIP|Local)/[A-Za-z0-9@._/+-]+$")]] = []
+    members: list[Annotated[str, Field(pattern=MEMBER_PATTERN)]] = []
     fallback: Fallback | None = None
     overflow: OverflowRule | None = None
     #: Digits a desk keys to transfer a caller to this queue from its phone (REFER or '#').
@@ -137,7 +145,7 @@ class QueueSpec(_Strict):
 
 class LineSpec(_Strict):
     kind: LineKind
-    label: str = ""
+    label: Text = ""
     numbers: Annotated[list[Annotated[str, Field(pattern=NUMBER_PATTERN)]], Field(min_length=1)]
     queue: str
     priority: QueuePriority = 0
@@ -177,7 +185,7 @@ HOST_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$"
 
 
 class PartnerSpec(_Strict):
-    name: Annotated[str, Field(min_length=1)]
+    name: Text
     host: Annotated[str, Field(pattern=HOST_PATTERN)]
     port: Port = 5060
     transport: Literal["udp", "tcp", "tls"] = "tcp"
@@ -233,7 +241,7 @@ class DeskTemplate(StrEnum):
 
 class DeskSpec(_Strict):
     template: DeskTemplate = DeskTemplate.PHONE
-    label: str = ""
+    label: Text = ""
 
 
 @dataclass(frozen=True)
@@ -278,7 +286,7 @@ class SwitchoverPreset(_Strict):
     share: Annotated[int, Field(ge=0, le=100)] = 100
     number: Annotated[str, Field(pattern=NUMBER_PATTERN)] | None = None
     window: Window | None = None
-    label: str = ""
+    label: Text = ""
 
 
 @dataclass(frozen=True)

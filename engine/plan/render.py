@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.plan import contexts as C
+from engine.plan.grammar import check_rendered
 from engine.plan.model import DeskTemplate, LineKind, LineSpec, Plan, QueueSpec, RtpSpec
 
 GENERATED = ("extensions.conf", "queues.conf", "queues-general.conf", "manager.conf", "pjsip.conf", "rtp.conf",
@@ -414,7 +415,9 @@ def render_modules(plan: Plan) -> str:
 
 
 def render_all(plan: Plan) -> dict[str, str]:
-    return {
+    """Every generated file, each checked against the renderer's own grammar before anyone writes
+    it (:mod:`engine.plan.grammar` raises :class:`RenderRefused` on the first stray line)."""
+    files = {
         "extensions.conf": render_extensions(plan),
         "queues.conf": render_queues(plan),
         "queues-general.conf": render_queues_general(plan),
@@ -423,6 +426,8 @@ def render_all(plan: Plan) -> dict[str, str]:
         "rtp.conf": render_rtp(plan),
         "modules.conf": render_modules(plan),
     }
+    check_rendered(files, plan)
+    return files
 
 
 def render_secrets(plan: Plan, existing: dict[str, str], new_secret: Callable[[], str]) -> dict[str, str]:
@@ -458,9 +463,10 @@ def read_secrets(directory: Path) -> dict[str, str]:
 
 def write_rendered(plan: Plan, out_dir: Path) -> list[Path]:
     """Write every file; unchanged files are left untouched so timestamps mean something."""
+    files = render_all(plan)  # refused before the directory is even created
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in render_all(plan).items():
+    for name, text in files.items():
         path = out_dir / name
         if not path.exists() or path.read_text(encoding="utf-8") != text:
             path.write_text(text, encoding="utf-8")

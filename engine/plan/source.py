@@ -15,6 +15,21 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import (
+    AliasEvent,
+    CollectionEndEvent,
+    CollectionStartEvent,
+    Event,
+    ScalarEvent,
+)
+
+#: A site plan is a few hundred lines; a megabyte is already a mistake (or an attack).
+MAX_PLAN_BYTES = 1_000_000
+#: The deepest real plan nests five levels (sip > operator > match > item); twenty is generous.
+MAX_DEPTH = 20
+#: Values once every alias is expanded: a few thousand in a real plan, so an alias bomb (a few
+#: hundred bytes that expand to billions of nodes) is refused long before it costs memory.
+MAX_NODES = 200_000
 
 PathKey = tuple[str | int, ...]
 
@@ -27,6 +42,14 @@ class Diagnostic:
     line: int
     column: int
     message: str
+
+    def __post_init__(self) -> None:
+        # A message quotes what the admin wrote; a line break or a control character in it (a
+        # hostile key) must not forge extra lines in the terminal or the engine's log.
+        if not self.message.isprintable():
+            cleaned = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                              for ch in self.message)
+            object.__setattr__(self, "message", cleaned)
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}:{self.column}: {self.message}"
@@ -96,6 +119,9 @@ def load_source(path: Path | str, *, display_name: str | None = None) -> Positio
     path = Path(path)
     name = display_name or str(path)
     try:
+        if path.stat().st_size > MAX_PLAN_BYTES:
+            raise PlanError([Diagnostic(name, 1, 1, f"the plan file is larger than {MAX_PLAN_BYTES:,} bytes; "
+                                                    "a site plan is a few hundred lines")])
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlanError([Diagnostic(name, 1, 1, f"cannot read the plan file: {exc.strerror}")]) from exc
@@ -104,11 +130,56 @@ def load_source(path: Path | str, *, display_name: str | None = None) -> Positio
     return parse_source(text, name)
 
 
+def _check_bounds(yaml: YAML, text: str, name: str) -> None:
+    """Walk the YAML events once (no tree, no recursion) and refuse a plan that is too deep or whose
+    aliases expand too far, naming the line where the limit was crossed."""
+    frames: list[list[Any]] = [[None, 0]]  # [anchor, values inside so far]
+    sizes: dict[str, int] = {}
+    total = 0
+
+    def refuse(event: Event, message: str) -> PlanError:
+        mark = event.start_mark
+        return PlanError([Diagnostic(name, mark.line + 1 if mark else 1, mark.column + 1 if mark else 1, message)])
+
+    for event in yaml.parse(text):
+        if isinstance(event, CollectionStartEvent):
+            if len(frames) > MAX_DEPTH:
+                raise refuse(event, f"the plan nests deeper than {MAX_DEPTH} levels; a site plan needs about five")
+            frames.append([event.anchor, 0])
+            continue
+        if isinstance(event, CollectionEndEvent):
+            anchor, count = frames.pop()
+            if anchor:
+                sizes[anchor] = count + 1
+            frames[-1][1] += count + 1
+            continue
+        if isinstance(event, AliasEvent):
+            added = sizes.get(str(event.anchor), 1)
+        elif isinstance(event, ScalarEvent):
+            added = 1
+            if event.anchor:
+                sizes[event.anchor] = 1
+        else:
+            continue
+        frames[-1][1] += added
+        total += added
+        if total > MAX_NODES:
+            raise refuse(event, f"the plan's aliases expand to more than {MAX_NODES:,} values (an alias bomb?); "
+                                "write the values out or use fewer nested aliases")
+
+
 def parse_source(text: str, name: str) -> PositionedSource:
-    """Parse YAML text; duplicate keys are refused because the second one silently wins otherwise."""
+    """Parse YAML text; duplicate keys are refused because the second one silently wins otherwise.
+
+    Size, depth and alias expansion are bounded before anything is built, so a hostile plan is
+    refused in milliseconds instead of filling memory."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_PLAN_BYTES:
+        raise PlanError([Diagnostic(name, 1, 1, f"the plan file is larger than {MAX_PLAN_BYTES:,} bytes; "
+                                                "a site plan is a few hundred lines")])
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
+        _check_bounds(yaml, text, name)
         root = yaml.load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
