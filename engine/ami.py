@@ -23,6 +23,8 @@ from typing import Any
 
 import structlog
 from panoramisk import Manager
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.message import Message
 
 log = structlog.get_logger("engine.ami")
 
@@ -36,6 +38,50 @@ _SINGLE_ANSWER = {"queueadd", "queueremove", "queuepause", "queuepenalty", "redi
 #: Bounds of the AMI action latency histogram, in seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _LISTS = {"coreshowchannels", "queuestatus", "queuesummary", "status"}
+
+
+#: The largest AMI frame accepted; a real one is a few kilobytes (a long CoreShowChannel at most).
+MAX_FRAME = 256 * 1024
+_EOF = "\r\n\r\n"
+
+
+class GuardedProtocol(AMIProtocol):
+    """panoramisk's protocol with a guard around every frame: one malformed frame (a repeated
+    ``Event`` or ``ActionID`` header makes panoramisk fail on a list) is logged and skipped instead
+    of tearing the link down, and a frame that never ends cannot grow the buffer past MAX_FRAME."""
+
+    malformed = 0
+    oversized = 0
+    _skipping = False
+
+    def data_received(self, data: bytes) -> None:
+        text = data.decode(getattr(self, "encoding", "ascii"), "ignore")
+        if self.version is None and text.startswith("Asterisk Call Manager/"):
+            self.version = text.partition("\r\n")[0].partition("/")[2].strip()
+        pending = (self.queue.popleft() if self.queue else "") + text
+        frames = pending.split(_EOF)
+        rest = frames.pop()
+        if self._skipping:
+            if not frames:  # still inside the oversized frame: drop what came
+                return
+            frames.pop(0)  # its tail, up to the blank line that ends it
+            self._skipping = False
+        if len(rest) > MAX_FRAME:
+            GuardedProtocol.oversized += 1
+            log.error("AMI frame too large; skipped", size=len(rest), start=rest[:80])
+            rest, self._skipping = "", True
+        self.queue.append(rest)
+        for frame in frames:
+            self._one(frame.strip())
+
+    def _one(self, frame: str) -> None:
+        try:
+            message = Message.from_line(frame)
+            if message is not None:
+                self.handle_message(message)
+        except Exception as exc:  # one bad frame must not end the link
+            GuardedProtocol.malformed += 1
+            log.error("malformed AMI frame skipped", error=f"{type(exc).__name__}: {exc}"[:200], frame=frame[:200])
 
 
 class UnsafeValue(ValueError):
@@ -99,7 +145,7 @@ class AmiLink:
         self._manager = Manager(host=host, port=port, username=username, secret=secret, events="on",
                                 reconnect_timeout=reconnect_min, ping_delay=5, ping_interval=5,
                                 on_login=self._logged_in, on_disconnect=self._disconnected,
-                                on_connect=lambda _m: None)
+                                on_connect=lambda _m: None, protocol_factory=GuardedProtocol)
         self._manager.register_event("*", self._dispatch)
         self._started = False
 

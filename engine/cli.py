@@ -169,7 +169,7 @@ def run(
     """Run the routing engine for one site: AMI link, call tracking, routing, control API."""
     import asyncio
 
-    from engine.api import ControlApi, serve
+    from engine.api import ControlApi, bind_clients, serve
     from engine.logs import configure_logging
     from engine.service import EngineOptions, make_engine
     from engine.settings import SettingsError, load_settings
@@ -177,6 +177,8 @@ def run(
     try:
         settings = load_settings(config)
         site_plan = load_plan(plan)
+        clients = settings.api_clients()
+        bind_clients(clients, site_plan)
     except (SettingsError, PlanError) as exc:
         for line in getattr(exc, "diagnostics", [exc]):
             typer.echo(str(line), err=True)
@@ -184,7 +186,6 @@ def run(
     if not settings.ami.secret.get_secret_value():
         typer.echo("no AMI secret: set SAS_AMI_SECRET", err=True)
         raise typer.Exit(code=1)
-    clients = settings.api_clients()
     if not clients:
         typer.echo("warning: no API token configured (SAS_API_TOKENS); every control request will be refused",
                    err=True)
@@ -201,7 +202,7 @@ def run(
                                                    apply_presets=settings.apply_presets,
                                                    partner_stale_after=settings.mqtt.partner_stale_after),
                              mqtt=settings.mqtt.config())
-        api = ControlApi(engine, clients)
+        api = ControlApi(engine, clients, plan_file=plan, switch_config=settings.switch_config)
         journal = Journal(settings.journal.url(), site_plan.site.id, max_buffer=settings.journal.max_buffer)
         supervision = Supervision(engine, journal=journal)
         supervision.install(api)
@@ -215,6 +216,25 @@ def run(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):  # SIGTERM: what systemd sends
             loop.add_signal_handler(signum, stopping.set)
+        reloads: set[asyncio.Task[None]] = set()
+
+        async def reload_on_hup() -> None:
+            from engine.reload import ReloadRefused
+
+            try:
+                result = await api.reload_plan()
+                typer.echo(f"plan reloaded: {result['changes'] or 'no change'}")
+            except ReloadRefused as exc:
+                typer.echo("plan reload refused; the running plan stays:\n  " + "\n  ".join(exc.problems), err=True)
+            except Exception:  # a failed reload must never stop the engine
+                engine.log.exception("plan reload failed; the running plan stays")
+
+        def on_hup() -> None:  # systemctl reload sas-router: re-read the plan file
+            task = asyncio.ensure_future(reload_on_hup())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
         try:
             waiters = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(engine.refused.wait())]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

@@ -20,7 +20,7 @@ from engine.core.routing import utcnow_from
 from engine.core.switchover import DB_HOLD, DB_META, Switchover, check_request, preset_decisions
 from engine.core.tracker import Notice
 from engine.plan import contexts as C
-from engine.plan.model import LineKind
+from engine.plan.model import LineKind, Plan
 
 if TYPE_CHECKING:
     from engine.service import Engine
@@ -65,6 +65,16 @@ class MutualAid:
         self.log = engine.log.bind(component="mutual-aid")
         #: Queues partner calls land in: the rule that says "we accept overflow" looks at them.
         self.intake = sorted({line.queue for line in self.plan.lines.values() if line.kind == LineKind.PARTNER})
+
+    def adopt_plan(self, plan: Plan) -> None:
+        """A reloaded plan: rules of queues still there keep their episode and switches."""
+        previous = self.governor.states
+        self.plan = plan
+        self.governor = OverflowGovernor(plan)
+        for queue, state in previous.items():
+            if queue in self.governor.states and state.disabled_by != "plan":
+                self.governor.states[queue] = state
+        self.intake = sorted({line.queue for line in plan.lines.values() if line.kind == LineKind.PARTNER})
 
     # --- figures --------------------------------------------------------------------------------
 

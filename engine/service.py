@@ -86,6 +86,15 @@ class Engine:
         #: Supervision plugs its QS30 in here; until then the load message says null.
         self.qs30_source: Callable[[], float | None] | None = None
 
+    def adopt_plan(self, plan: Plan) -> None:
+        """Take a plan already validated and installed (engine.reload): new calls follow it, live
+        calls keep their records, rules still in force keep their state."""
+        self.plan = plan
+        self._n1 = {q for q, spec in plan.queues.items() if spec.role.value == "n1"}
+        self.mutual_aid.adopt_plan(plan)
+        self.broadcast(Notice("plan-reloaded", self.clock(), data={"plan": plan.source,
+                                                                   "sha256": plan.source_sha256}))
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:

@@ -4,16 +4,17 @@ Read from a YAML file (``config/engine.example.yaml`` documents every key) valid
 pydantic, so a typo is refused with its location instead of silently defaulting. Secrets never
 live in the file: the AMI secret comes from ``SAS_AMI_SECRET``, the broker password from
 ``SAS_MQTT_PASSWORD`` and API tokens from
-``SAS_API_TOKENS`` (``token:client:role,...``) or a tokens file outside the repository.
+``SAS_API_TOKENS`` (``token:client:role[:desk/desk...],...``) or a tokens file outside the repository.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
 
 from engine.api import ROLES, Client
@@ -73,10 +74,30 @@ class JournalSettings(_Strict):
         return self.database
 
 
+#: A bearer token: 16 to 256 visible ASCII characters (no space, nothing a header could fold).
+TOKEN_PATTERN = re.compile(r"^[\x21-\x7e]{16,256}$")
+
+
 class TokenEntry(_Strict):
     token: SecretStr
     client: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,40}$")]
     role: Literal["desk", "supervisor", "admin"]
+    #: The desk phones this token may act for: extensions or ranges the plan declares (1001,
+    #: 1001-1004), or a remote regulator's number (reached as Local/<number>@sas-remote-agent/n).
+    desks: list[Annotated[str, Field(pattern=r"^(\+?[0-9]{2,20}|[0-9]{2,8}-[0-9]{2,8})$")]] = []
+
+    @field_validator("token")
+    @classmethod
+    def _strong(cls, token: SecretStr) -> SecretStr:
+        if not TOKEN_PATTERN.match(token.get_secret_value()):
+            raise ValueError("a token is 16 to 256 visible ASCII characters, without spaces")
+        return token
+
+    @model_validator(mode="after")
+    def _desk_is_bound(self) -> TokenEntry:
+        if self.role == "desk" and not self.desks:
+            raise ValueError(f"desk token of {self.client} names no desk: give it desks: [<extension>, ...]")
+        return self
 
 
 class Settings(_Strict):
@@ -88,18 +109,44 @@ class Settings(_Strict):
     apply_presets: bool = True
     tokens_file: Path | None = None
     confirm_transfer_within: Annotated[float, Field(gt=0, le=60)] = 5.0
+    #: Asterisk's configuration directory when the engine runs on the Asterisk host: a plan reload
+    #: (SIGHUP or the admin route) then installs the rendered files there and reloads the dialplan,
+    #: the queues and PJSIP. Unset: a reload only changes the engine, the admin installs by hand.
+    switch_config: Path | None = None
     log_format: Literal["auto", "json", "console"] = "auto"
 
     def api_clients(self) -> dict[str, Client]:
-        entries: list[TokenEntry] = []
+        """Every API client, by token; refuses (SettingsError, never a secret in the message) an
+        empty, short or repeated token, a client named twice, or a desk token bound to no desk."""
+        entries: list[tuple[str, dict[str, Any]]] = []
         if self.tokens_file is not None:
             data = YAML(typ="safe").load(self.tokens_file.read_text(encoding="utf-8")) or []
-            entries += [TokenEntry.model_validate(item) for item in data]
-        for item in filter(None, os.environ.get("SAS_API_TOKENS", "").split(",")):
+            entries += [(f"{self.tokens_file} entry {n}", item) for n, item in enumerate(data, 1)]
+        listed = os.environ.get("SAS_API_TOKENS", "").strip()
+        for n, item in enumerate(listed.split(",") if listed else [], 1):
+            if not item.strip():
+                raise SettingsError(f"SAS_API_TOKENS entry {n} is empty (a stray comma?)")
             token, _, rest = item.partition(":")
-            client, _, role = rest.partition(":")
-            entries.append(TokenEntry.model_validate({"token": token, "client": client, "role": role}))
-        clients = {e.token.get_secret_value(): Client(e.client, e.role) for e in entries}
+            client, _, rest = rest.partition(":")
+            role, _, desks = rest.partition(":")
+            entries.append((f"SAS_API_TOKENS entry {n} ({client or '?'})",
+                            {"token": token, "client": client, "role": role,
+                             "desks": [d for d in desks.split("/") if d]}))
+        clients: dict[str, Client] = {}
+        names: set[str] = set()
+        for where, item in entries:
+            try:
+                entry = TokenEntry.model_validate(item)
+            except ValidationError as exc:
+                problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in exc.errors())
+                raise SettingsError(f"{where}: {problems}") from None
+            token = entry.token.get_secret_value()
+            if token in clients:
+                raise SettingsError(f"{where}: this token is already given to {clients[token].name}")
+            if entry.client in names:
+                raise SettingsError(f"{where}: client {entry.client} has two tokens; give each person one")
+            names.add(entry.client)
+            clients[token] = Client(entry.client, entry.role, tuple(entry.desks))
         assert all(c.role in ROLES for c in clients.values())
         return clients
 

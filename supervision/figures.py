@@ -88,10 +88,7 @@ class Figures:
     def __init__(self, plan: Plan, *, keep_hours: float = 26.0, keep_days: int = 400) -> None:
         self.site = plan.site.id
         self.tz = ZoneInfo(plan.site.timezone)
-        self.short_abandon = float(plan.site.short_abandon)
-        self.target = plan.site.qs30_target
-        self.queue_roles = {q: spec.role.value for q, spec in plan.queues.items()}
-        self.n1 = {q for q, role in self.queue_roles.items() if role == "n1"}
+        self.adopt_plan(plan)
         self.buckets: dict[int, Counter[Key]] = {}
         self.days: dict[date, Counter[Key]] = {}
         self.lifetime: Counter[Key] = Counter()
@@ -104,6 +101,13 @@ class Figures:
 
     # --- recording ------------------------------------------------------------------------------
 
+
+    def adopt_plan(self, plan: Plan) -> None:
+        """The plan's settings the figures read (a reload changes them; the counts stay)."""
+        self.short_abandon = float(plan.site.short_abandon)
+        self.target = plan.site.qs30_target
+        self.queue_roles = {q: spec.role.value for q, spec in plan.queues.items()}
+        self.n1 = {q for q, role in self.queue_roles.items() if role == "n1"}
     def _add(self, at: float, scope: str, name: str, metric: str, value: float = 1.0) -> None:
         key = (scope, name, metric)
         index = int(at // BUCKET)

@@ -157,5 +157,25 @@ class GapRow(Base):
     dropped_rows: Mapped[int] = mapped_column(Integer)
 
 
+class AuditRow(Base):
+    """Every control request — allowed, refused or failed: who (token's client and role), what,
+    on which call or desk, with which result. Written, never updated."""
+
+    __tablename__ = "audit_trail"
+    __table_args__ = (UniqueConstraint("site", "at", "client", "action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(40))
+    at: Mapped[float] = mapped_column(Double, index=True)
+    client: Mapped[str] = mapped_column(String(40))
+    role: Mapped[str] = mapped_column(String(20))
+    action: Mapped[str] = mapped_column(String(80))
+    call_id: Mapped[str] = mapped_column(String(80), default="", index=True)
+    target: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[int] = mapped_column(Integer)
+    result: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
+
+
 TABLES = {cls.__tablename__: cls for cls in (CallRow, VisitRow, LegRow, QualificationRow, TransferRow, OverflowRow,
-                                             MutualAidRow, AgentSessionRow, GapRow)}
+                                             MutualAidRow, AgentSessionRow, GapRow, AuditRow)}

@@ -20,6 +20,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from engine.aio import cancel_and_wait, cancel_requested
@@ -27,6 +28,7 @@ from engine.ami import LATENCY_BUCKETS
 from engine.core.tracker import Notice
 from supervision.figures import BUCKET, WAIT_BUCKETS, Figures, qs30_now, ratios
 from supervision.journal import Journal, load_calls
+from supervision.models import AuditRow
 
 if TYPE_CHECKING:
     from engine.api import Client, ControlApi
@@ -40,6 +42,8 @@ ROLE_LABELS = {"arm-n1": "ARM N1 (item 9)", "arm-amu": "ARM AMU (item 10)", "osn
                "mru": "Emergency doctor (item 13)"}
 EMERGENCY_DOCTOR_ROLES = {"mru", "mrh"}
 SNAPSHOT_VERSION = 1
+#: What an audit notice carries into the journal (``at`` first).
+AUDIT_FIELDS = ("at", "client", "role", "action", "call_id", "target", "status", "result", "reason")
 END_OF_STREAM = ""  # the sentinel that ends a dashboard's event stream (real messages are never empty)
 
 
@@ -59,6 +63,7 @@ class Supervision:
         self._dirty = True
         self._tasks: list[asyncio.Task[None]] = []
         self._sessions: dict[str, float] = {}  # interface -> login time (journal agent sessions)
+        self._api: ControlApi | None = None  # set by install(): its memory of requests backs /api/audit
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
         self.engine = engine
@@ -80,6 +85,9 @@ class Supervision:
     # --- notices --------------------------------------------------------------------------------
 
     def on_notice(self, notice: Notice) -> None:
+        if notice.kind == "plan-reloaded":
+            self.plan = self.engine.plan
+            self.figures.adopt_plan(self.plan)
         call = self.engine.tracker.call_any(notice.uniqueid) if notice.uniqueid else None
         self.figures.observe(notice, call, self.role_of)
         self._dirty = True
@@ -104,6 +112,8 @@ class Supervision:
                                                "subject": data.get("subject", ""),
                                                "partner": data.get("partner") or "", "by": data.get("by", ""),
                                                "reason": data.get("reason", ""), "share": data.get("share")})
+        elif notice.kind == "audit":
+            journal.add("audit_trail", {"site": self.plan.site.id, **{k: data[k] for k in AUDIT_FIELDS}})
         elif notice.kind == "agent-changed":
             self._agent_session(str(data.get("interface", "")), notice.at, data.get("status") == "logged-out")
 
@@ -349,7 +359,38 @@ class Supervision:
         api.route("GET", "/api/supervision/figures/{window}", "desk", self.api_figures,
                   "QS30, QS60 and counts for a window: 30s, last_30s, 15m, hour, today, month")
         api.route("GET", "/api/stream", "desk", self.stream, "Server-sent events: the dashboard state, live")
+        api.route("GET", "/api/audit", "supervisor", self.api_audit,
+                  "The audit trail: control requests, newest first (?call=, ?client=, ?since=epoch, ?limit=)")
+        self._api = api
         api.app.on_shutdown.append(self._end_streams)
+
+    async def api_audit(self, request: web.Request, client: Any) -> Any:
+        """From the journal when there is one (every request since the journal began), else the
+        engine's memory of the last requests."""
+        query = request.query
+        try:
+            since = float(query.get("since", "0"))
+            limit = max(1, min(int(query.get("limit", "200")), 1000))
+        except ValueError:
+            return web.json_response({"error": "since is epoch seconds and limit a whole number"}, status=400)
+        call, who = query.get("call", ""), query.get("client", "")
+        if self.journal is not None and await self.journal.flush():
+            return await asyncio.to_thread(self._audit_rows, since, limit, call, who)
+        remembered = self._api.audit_log if self._api is not None else []
+        entries = [e.public() for e in reversed(remembered)
+                   if e.at >= since and (not call or e.call_id == call) and (not who or e.client == who)]
+        return entries[:limit]
+
+    def _audit_rows(self, since: float, limit: int, call: str, who: str) -> list[dict[str, Any]]:
+        assert self.journal is not None
+        statement = select(AuditRow).where(AuditRow.site == self.plan.site.id, AuditRow.at >= since)
+        if call:
+            statement = statement.where(AuditRow.call_id == call)
+        if who:
+            statement = statement.where(AuditRow.client == who)
+        with self.journal.db.connect() as connection:
+            rows = connection.execute(statement.order_by(AuditRow.at.desc(), AuditRow.id.desc()).limit(limit)).all()
+        return [{field: getattr(row, field) for field in ("at", *AUDIT_FIELDS[1:])} for row in rows]
 
     async def _end_streams(self, _app: web.Application) -> None:
         """Close open dashboards' streams at shutdown: a wall screen left open must not hold a

@@ -27,8 +27,13 @@ from simulator.softswitch.server import AmiServer
 from simulator.softswitch.site import add_agent
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKENS = {"desk-token": Client("desk-12", "desk"), "super-token": Client("sup-1", "supervisor"),
-          "admin-token": Client("admin", "admin")}
+#: The room's desk token acts for every desk both example plans declare (the scenarios log many in);
+#: the per-desk authority tests use tokens of their own, bound to one desk each.
+ROOM_DESKS = ("1001-1040", "2001-2030", "3001-3020", "4001-4020", "5001-5010", "6001-6010")
+TOKENS = {"desk-token": Client("desk-12", "desk", ROOM_DESKS), "super-token": Client("sup-1", "supervisor"),
+          "admin-token": Client("admin", "admin"),
+          "lrm1-token-0123456789": Client("lrm-1", "desk", ("1001",)),
+          "lrm2-token-0123456789": Client("lrm-2", "desk", ("1002",))}
 
 
 @dataclass
@@ -106,10 +111,11 @@ class Site:
 
 async def start_site(plan_file: str | Path = "sas-69.yaml", *, clock: Callable[[], float] = time.time,
                      confirm_within: float = 1.0, options: EngineOptions | None = None,
-                     mqtt: MqttConfig | None = None) -> Site:
+                     mqtt: MqttConfig | None = None, journal_url: str | None = None) -> Site:
     """A live site; single-site tests leave the plan's switch-over presets alone (their partner
     trunk is not linked), the two-site tests pass options that apply them."""
     live = await start_live_site(ROOT / "dialplans" / plan_file, TOKENS, clock=clock, mqtt=mqtt,
+                                 journal_url=journal_url,
                                  options=options or EngineOptions(confirm_within=confirm_within, action_timeout=2.0,
                                                                   apply_presets=False))
     live.engine.link._manager.reconnect_timeout = 1

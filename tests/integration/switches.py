@@ -41,7 +41,10 @@ from simulator.softswitch.site import add_agent, ami_users, build_site
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ("emulator", "asterisk")
-TOKENS = {"desk-token": Client("desk-12", "desk"), "super-token": Client("sup-1", "supervisor"),
+#: The room's desk token acts for every desk both example plans declare (the scenarios log many in);
+#: the per-desk authority tests use tokens of their own, bound to one desk each.
+ROOM_DESKS = ("1001-1040", "2001-2030", "3001-3020", "4001-4020", "5001-5010", "6001-6010")
+TOKENS = {"desk-token": Client("desk-12", "desk", ROOM_DESKS), "super-token": Client("sup-1", "supervisor"),
           "admin-token": Client("admin", "admin")}
 #: Loopback addresses standing for the hosts of a site: the operator's SBC and the room's phones.
 OPERATOR_ADDRESS = "127.0.0.2"

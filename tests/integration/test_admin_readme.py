@@ -74,7 +74,7 @@ def test_the_readme_deployment_commands_put_a_site_on_a_real_asterisk(tmp_path: 
         command = re.sub(r"^asterisk ", asterisk + " ", command)
         return command.replace("sas-router ", f"{VENV_BIN}/sas-router ")
 
-    env = {**os.environ, "SAS_API_TOKENS": "tok-sup:sup-1:supervisor"}
+    env = {**os.environ, "SAS_API_TOKENS": "tok-sup-0123456789abcdef:sup-1:supervisor"}
     for command in commands[:3]:
         done = subprocess.run(["bash", "-c", localise(command)], env=env, capture_output=True, text=True,
                               timeout=60, check=False)

@@ -35,7 +35,7 @@ def get(url: str, token: str | None = None) -> tuple[int, dict]:
 
 def test_engine_runs_against_the_emulator_from_the_command_line(tmp_path: Path) -> None:
     ami, http = free_port(), free_port()
-    env = {**os.environ, "SAS_AMI_SECRET": "cli-secret", "SAS_API_TOKENS": "sup-token:sup-1:supervisor"}
+    env = {**os.environ, "SAS_AMI_SECRET": "cli-secret", "SAS_API_TOKENS": "sup-token-0123456789:sup-1:supervisor"}
     config = tmp_path / "engine.yaml"
     config.write_text(f"ami: {{port: {ami}}}\nhttp: {{port: {http}}}\nlog_format: json\n")
     switch = subprocess.Popen([str(BIN), "softswitch", "--plan", "dialplans/sas-69.yaml", "--port", str(ami)],
@@ -56,7 +56,7 @@ def test_engine_runs_against_the_emulator_from_the_command_line(tmp_path: Path) 
             time.sleep(0.2)
         assert health.get("ami") == "up" and health.get("site") == "sas-69"
         assert get(f"http://127.0.0.1:{http}/api/queues")[0] == 401
-        status, queues = get(f"http://127.0.0.1:{http}/api/queues", "sup-token")
+        status, queues = get(f"http://127.0.0.1:{http}/api/queues", "sup-token-0123456789")
         assert status == 200 and [q["queue"] for q in queues] == ["n1-arm", "n2-amu", "n2-mg", "pdsa", "psy"]
     finally:
         for process in (engine, switch):
@@ -101,7 +101,7 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 15.0) -> 
 
 def test_the_emulator_control_api_drives_calls_desks_and_faults(tmp_path: Path) -> None:
     ami, http, control = free_port(), free_port(), free_port()
-    env = {**os.environ, "SAS_AMI_SECRET": "cli-secret", "SAS_API_TOKENS": "sup-token:sup-1:supervisor",
+    env = {**os.environ, "SAS_AMI_SECRET": "cli-secret", "SAS_API_TOKENS": "sup-token-0123456789:sup-1:supervisor",
            "SAS_SOFTSWITCH_TOKEN": "switch-token-1"}
     config = tmp_path / "engine.yaml"
     config.write_text(f"ami: {{port: {ami}}}\nhttp: {{port: {http}}}\nlog_format: json\n")
@@ -118,31 +118,31 @@ def test_the_emulator_control_api_drives_calls_desks_and_faults(tmp_path: Path) 
         assert post(f"{base}/calls", {"number": "15"}, "wrong-token")[0] == 401
         assert post(f"{base}/desks", {"extension": "1001", "answer_after": None}, "switch-token-1")[0] == 201
         status, _ = post(f"{api}/api/agents/login", {"interface": "PJSIP/1001", "queues": ["n1-arm"],
-                                                      "name": "ARM Martin", "role": "arm-n1"}, "sup-token")
+                                                      "name": "ARM Martin", "role": "arm-n1"}, "sup-token-0123456789")
         assert status == 200
         status, bad = post(f"{base}/calls", {"number": "15", "caller": "06\r\nAction: Hangup"}, "switch-token-1")
         assert status == 422 and "caller" in bad["error"]
         status, placed = post(f"{base}/calls", {"number": "15", "caller": "0612345678", "name": "Dupont"},
                               "switch-token-1")
         assert status == 201
-        calls = wait_for(lambda: [c for c in get(f"{api}/api/calls", "sup-token")[1]
+        calls = wait_for(lambda: [c for c in get(f"{api}/api/calls", "sup-token-0123456789")[1]
                                   if c["uniqueid"] == placed["uniqueid"] and c["state"] == "waiting"], "call queued")
         assert calls[0]["line"] == "15"
         # The desk rings and answers on command, as the load simulator or a rehearsal would make it.
         wait_for(lambda: post(f"{base}/desks/1001/answer", {}, "switch-token-1")[0] == 200, "desk answers")
-        wait_for(lambda: [c for c in get(f"{api}/api/calls", "sup-token")[1]
+        wait_for(lambda: [c for c in get(f"{api}/api/calls", "sup-token-0123456789")[1]
                           if c["uniqueid"] == placed["uniqueid"] and c["state"] == "talking"], "call answered")
         # The desk's own transfer key (REFER), a number that is no queue's code: the caller is queued again.
         assert post(f"{base}/desks/1001/transfer", {"number": "12\r\nAction: Hangup"}, "switch-token-1")[0] == 422
         assert post(f"{base}/desks/1001/transfer", {"number": "12"}, "switch-token-1")[0] == 200
-        wait_for(lambda: [c for c in get(f"{api}/api/calls", "sup-token")[1]
+        wait_for(lambda: [c for c in get(f"{api}/api/calls", "sup-token-0123456789")[1]
                           if c["uniqueid"] == placed["uniqueid"] and c["state"] == "waiting"], "caller queued again")
         assert post(f"{base}/desks/1001/transfer", {"number": "200"}, "switch-token-1")[0] == 409  # not in a call
         # Faults: every AMI connection dropped, then the switch restarted: the engine comes back.
         assert post(f"{base}/faults/drop-ami", {}, "switch-token-1")[1]["dropped"] >= 1
         assert post(f"{base}/faults/restart", {}, "switch-token-1")[1]["restarted"] is True
         wait_for(lambda: get(f"{api}/health")[1].get("ami") == "up", "engine reconnected", timeout=20)
-        wait_for(lambda: get(f"{api}/api/calls", "sup-token")[1] == [], "the restart's hung-up call is gone")
+        wait_for(lambda: get(f"{api}/api/calls", "sup-token-0123456789")[1] == [], "the restart's hung-up call is gone")
     finally:
         for process in (engine, switch):
             if process is not None:

@@ -164,7 +164,7 @@ async def test_waiting_caller_is_withdrawn_not_redirected(site: Site) -> None:
     caller = site.call("15")  # nobody in N1: the caller waits
     call = await eventually(lambda: (c := site.engine.tracker.calls.get(caller.uniqueid)) and c.current_visit and c,
                             what="waiting")
-    status, body = await site.post(f"/api/calls/{caller.uniqueid}/transfer", {"queue": "n2-amu"})
+    status, body = await site.post(f"/api/calls/{caller.uniqueid}/transfer", {"queue": "n2-amu"}, "super-token")
     assert status == 200 and body["mechanism"] == "withdraw"
     await eventually(lambda: call.current_leg is not None and call.current_leg.queue == "n2-amu", what="answered")
     assert call.visits[0].outcome == VisitOutcome.TRANSFERRED

@@ -131,7 +131,8 @@ async def test_a_waiting_caller_is_moved_before_anyone_answers(room: Room) -> No
     leg = room.call("15", "0670000001")  # nobody in N1: the caller waits there
     call = await room.tracked(leg)
     await room.waiting_in(call, "n1-arm")
-    status, body = await room.post(f"/api/calls/{call.call_id}/transfer", {"queue": "n2-amu"})
+    # Nobody serves N1, so no desk may take this caller: the room's supervisor moves it.
+    status, body = await room.post(f"/api/calls/{call.call_id}/transfer", {"queue": "n2-amu"}, "super-token")
     assert status == 200 and body["mechanism"] == "withdraw", body
     await room.talking_in(call, "n2-amu")
     assert room.joined(call) == ["n1-arm", "n2-amu"] and not leg.dropped
