@@ -169,7 +169,7 @@ def run(
     """Run the routing engine for one site: AMI link, call tracking, routing, control API."""
     import asyncio
 
-    from engine.api import ControlApi, bind_clients, serve
+    from engine.api import ClientError, ControlApi, bind_clients, serve
     from engine.logs import configure_logging
     from engine.service import EngineOptions, make_engine
     from engine.settings import SettingsError, load_settings
@@ -179,7 +179,7 @@ def run(
         site_plan = load_plan(plan)
         clients = settings.api_clients()
         bind_clients(clients, site_plan)
-    except (SettingsError, PlanError) as exc:
+    except (SettingsError, PlanError, ClientError) as exc:
         for line in getattr(exc, "diagnostics", [exc]):
             typer.echo(str(line), err=True)
         raise typer.Exit(code=1) from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -150,3 +151,60 @@ def test_the_emulator_control_api_drives_calls_desks_and_faults(tmp_path: Path) 
                 process.wait(timeout=10)
     output = switch.stdout.read().decode()  # type: ignore[union-attr]
     assert "control request refused" in output and "switch-token-1" not in output
+
+
+def test_sighup_reloads_the_plan_and_a_bad_one_leaves_the_running_plan(tmp_path: Path) -> None:
+    """What `systemctl reload sas-router` does: a broken plan is refused with its line and the
+    engine keeps serving the old one; a good one is taken without a restart."""
+    ami, http = free_port(), free_port()
+    env = {**os.environ, "SAS_AMI_SECRET": "cli-secret", "SAS_API_TOKENS": "sup-token-0123456789:sup-1:supervisor"}
+    config = tmp_path / "engine.yaml"
+    config.write_text(f"ami: {{port: {ami}}}\nhttp: {{port: {http}}}\nlog_format: json\n")
+    plan = tmp_path / "sas-69.yaml"
+    original = (ROOT / "dialplans" / "sas-69.yaml").read_text(encoding="utf-8")
+    plan.write_text(original, encoding="utf-8")
+    switch = subprocess.Popen([str(BIN), "softswitch", "--plan", str(plan), "--port", str(ami)],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine = None
+    api = f"http://127.0.0.1:{http}"
+    try:
+        time.sleep(1.0)
+        engine = subprocess.Popen([str(BIN), "run", "--plan", str(plan), "--config", str(config)],
+                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: get(f"{api}/health")[1].get("ami") == "up", "engine up")
+
+        plan.write_text(original.replace("  n2-mg:\n", "  N2_MG:\n", 1), encoding="utf-8")
+        engine.send_signal(signal.SIGHUP)
+        time.sleep(1.5)
+        queues = lambda: [q["queue"] for q in get(f"{api}/api/queues", "sup-token-0123456789")[1]]  # noqa: E731
+        assert queues() == ["n1-arm", "n2-amu", "n2-mg", "pdsa", "psy"], "the running plan stays"
+
+        plan.write_text(original.replace("queues:\n", "queues:\n  n2-ped: {role: specialist, specialty: pédiatrie}\n",
+                                         1), encoding="utf-8")
+        engine.send_signal(signal.SIGHUP)
+        wait_for(lambda: "n2-ped" in queues(), "the new plan taken")
+    finally:
+        for process in (engine, switch):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
+    assert engine is not None
+    out, err = engine.communicate()
+    assert "plan reload refused; the running plan stays" in err
+    assert "'N2_MG' is not a valid queue name" in err and "sas-69.yaml:" in err
+    assert "plan reloaded: {'queues': ['+n2-ped']}" in out
+
+
+def test_a_weak_or_unbound_token_stops_the_engine_before_it_serves(tmp_path: Path) -> None:
+    env = {**os.environ, "SAS_AMI_SECRET": "cli-secret", "SAS_API_TOKENS": "short:lrm-1:desk:1001"}
+    config = tmp_path / "engine.yaml"
+    config.write_text(f"ami: {{port: {free_port()}}}\nhttp: {{port: {free_port()}}}\n")
+    done = subprocess.run([str(BIN), "run", "--plan", "dialplans/sas-69.yaml", "--config", str(config)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert "SAS_API_TOKENS entry 1 (lrm-1): token: Value error, a token is 16 to 256" in done.stderr
+    env["SAS_API_TOKENS"] = "lrm1-token-0123456789:lrm-1:desk:9999"
+    done = subprocess.run([str(BIN), "run", "--plan", "dialplans/sas-69.yaml", "--config", str(config)], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and "desk 9999 is not declared by sas-69" in done.stderr
+    assert "lrm1-token-0123456789" not in done.stderr + done.stdout
