@@ -42,6 +42,17 @@ TAG_VARIABLES = (C.VAR_CALL_ID, C.VAR_LINE, C.VAR_DIALED, C.VAR_CALLER_NUM, C.VA
                  C.VAR_ENTRY_QUEUE, C.VAR_GEOLOC, C.VAR_INBOUND, C.VAR_REPEAT)
 
 
+def status_variables(item: dict[str, str]) -> dict[str, str]:
+    """The ``Variable: NAME=value`` headers of a Status event (joined by newlines when repeated);
+    an unset variable (empty, or Asterisk's ``(null)``) is left out."""
+    values: dict[str, str] = {}
+    for line in item.get("Variable", "").split("\n"):
+        name, sep, value = line.partition("=")
+        if sep and value and value != "(null)":
+            values[name.strip()] = value
+    return values
+
+
 @dataclass
 class EngineOptions:
     #: Seconds within which a moved caller must be seen joining its target queue.
@@ -188,32 +199,22 @@ class Engine:
         """After every (re)connect: rebuild live calls and agents from the switch itself."""
         if not await self._switch_is_fit():
             return
+        since = self.clock()
         try:
             channels = await self._list({"Action": "CoreShowChannels"}, "CoreShowChannel")
             status = await self._list({"Action": "QueueStatus"}, None)
+            # One round trip for every channel's tags (Status lists them all, each with its
+            # ``Variable: NAME=value`` headers), however many calls are live.
+            tagged = await self._list({"Action": "Status", "Variables": ",".join(TAG_VARIABLES)}, "Status")
         except (AmiLinkDown, AmiActionFailed) as exc:
             self.log.warning("resync failed, will retry at next login", error=str(exc))
             return
         now = self.clock()
-        for item in status:
-            if item.get("Event") == "QueueMember":
-                self.tracker.feed(item, now)
+        for notice in self.tracker.resync_members([i for i in status if i.get("Event") == "QueueMember"], now):
+            self._notice(notice)
         entries = [e for e in status if e.get("Event") == "QueueEntry"]
-        tags: dict[str, dict[str, str]] = {}
-        for channel in channels:
-            if channel.get("Application") != "Queue":
-                continue
-            values: dict[str, str] = {}
-            for name in TAG_VARIABLES:
-                try:
-                    answer = await self.link.send({"Action": "Getvar", "Channel": channel["Channel"],
-                                                   "Variable": name})
-                except (AmiLinkDown, AmiActionFailed):
-                    continue
-                if answer.get("Value"):
-                    values[name] = answer.get("Value")
-            tags[channel.get("Uniqueid", "")] = values
-        notices = self.tracker.resync(channels, entries, tags, self.clock())
+        tags = {item.get("Uniqueid", ""): status_variables(item) for item in tagged}
+        notices = self.tracker.resync(channels, entries, tags, self.clock(), since=since)
         self.resyncs += 1
         self.log.info("resynchronised", live_calls=len(self.tracker.calls), agents=len(self.tracker.agents),
                       adopted=sum(1 for n in notices if n.kind == "call-adopted"), resyncs=self.resyncs)

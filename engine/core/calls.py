@@ -22,6 +22,9 @@ class VisitOutcome(StrEnum):
     OVERFLOWED = "overflowed"  # withdrawn towards a partner SAS
     REDIRECTED = "redirected"  # moved out of the queue by someone else (Redirect seen in the snapshot)
     TIMED_OUT = "timed-out"  # Queue() timeout: the dialplan's fallback takes over
+    #: The call ended, or left this queue, while the engine could not see the switch (link down,
+    #: engine restarting): how is unknown, so it counts neither as answered nor as abandoned.
+    UNSEEN = "ended-while-away"
 
 
 class CallState(StrEnum):

@@ -77,6 +77,9 @@ class Tracker:
         #: AMI Atxfer or a desk's attended transfer the helper, not the caller, is the queue caller
         #: of the target queue (recording 03d); its queue events belong to the caller's record.
         self.helpers: dict[str, str] = {}
+        #: Uniqueid -> when its Hangup was seen, for every channel (known or not), so a resync whose
+        #: snapshot was taken before a hangup does not bring the call back as a ghost.
+        self.hung_up: dict[str, float] = {}
         self._handlers = {
             "VarSet": self._varset,
             "QueueCallerJoin": self._join,
@@ -311,6 +314,10 @@ class Tracker:
 
     def _hangup(self, event: Event, now: float) -> list[Notice]:
         uniqueid = event.get("Uniqueid", "")
+        self.hung_up[uniqueid] = now
+        if len(self.hung_up) > 5000:  # only the last minutes matter (a resync takes seconds)
+            for gone in [u for u, at in self.hung_up.items() if at < now - 120]:
+                del self.hung_up[gone]
         if self.helpers.pop(uniqueid, None) is not None:
             return []  # a transfer helper is gone; the caller's own channel says when the call ends
         call = self.calls.get(uniqueid)
@@ -383,21 +390,45 @@ class Tracker:
 
     # --- resynchronisation ----------------------------------------------------------------------
 
-    def resync(self, channels: list[Event], entries: list[Event], tags: Mapping[str, Mapping[str, str]],
-               now: float) -> list[Notice]:
-        """Rebuild live calls after a (re)connect from CoreShowChannels, QueueStatus entries and the
-        tag variables read with Getvar. Calls already known keep their history (no duplicate);
-        calls whose channel is gone ended while the link was down."""
+    def resync_members(self, members: list[Event], now: float) -> list[Notice]:
+        """The queue members the switch has now (QueueStatus): memberships it no longer lists are
+        dropped, and desks it no longer has at all (a switch restart without persistent members)
+        are logged out, so the engine never sends a caller to a desk that is not there."""
         notices: list[Notice] = []
+        listed: dict[str, set[str]] = {}
+        for member in members:
+            interface = member.get("Interface") or member.get("Location", "")
+            listed.setdefault(interface, set()).add(member.get("Queue", ""))
+            notices += self._member(member, now)
+        for interface, agent in list(self.agents.items()):
+            gone = set(agent.memberships) - listed.get(interface, set())
+            for queue in gone:
+                del agent.memberships[queue]
+            if gone and not agent.memberships:
+                del self.agents[interface]
+                notices.append(Notice("agent-changed", now, "", {"interface": interface, "queue": "",
+                                                                "status": "logged-out", "while": "link-down"}))
+        return notices
+
+    def resync(self, channels: list[Event], entries: list[Event], tags: Mapping[str, Mapping[str, str]],
+               now: float, *, since: float | None = None) -> list[Notice]:
+        """Rebuild live calls after a (re)connect from CoreShowChannels, QueueStatus entries and the
+        tag variables (one Status). Calls already known keep their history (no duplicate) and are
+        reconciled with what the switch says now; calls whose channel is gone ended while the link
+        was down. A channel whose Hangup arrived after ``since`` (when the snapshot was asked
+        for) is left out: the snapshot is older than that hangup."""
+        notices: list[Notice] = []
+        if since is not None:
+            channels = [c for c in channels if self.hung_up.get(c.get("Uniqueid", ""), -1.0) < since]
         live = {c.get("Uniqueid", ""): c for c in channels}
         for uniqueid in list(self.calls):
             if uniqueid not in live:
                 call = self.calls[uniqueid]
                 call.state, call.ended_at = CallState.ENDED, now
                 if call.current_visit is not None:
-                    call.current_visit.left_at = now
+                    call.current_visit.left_at, call.current_visit.outcome = now, VisitOutcome.UNSEEN
                 if call.current_leg is not None:
-                    call.current_leg.ended_at = now
+                    call.current_leg.ended_at, call.current_leg.end_reason = now, "unseen"
                 self._forget(call)
                 notices.append(Notice("call-ended", now, uniqueid, {"cause": None, "while": "link-down"}))
         waiting = {e.get("Uniqueid", ""): e for e in entries}
@@ -424,7 +455,7 @@ class Tracker:
             adopted = call is None
             if call is None:
                 call = Call(uniqueid=uniqueid, linkedid=channel.get("Linkedid", uniqueid),
-                            channel=channel.get("Channel", ""), started_at=now - _int(channel.get("DurationSeconds")),
+                            channel=channel.get("Channel", ""), started_at=now - channel_age(channel),
                             caller_num=_cid(channel.get("CallerIDNum")), caller_name=_cid(channel.get("CallerIDName")))
                 self.calls[uniqueid] = call
                 self.by_linkedid[call.linkedid] = uniqueid
@@ -432,6 +463,17 @@ class Tracker:
                 self._varset({"Variable": name, "Value": value, "Uniqueid": uniqueid,
                               "Linkedid": call.linkedid, "Channel": call.channel}, now)
             entry = waiting.get(uniqueid)
+            visit = call.current_visit
+            if visit is not None and (entry is None or entry.get("Queue", queue) != visit.queue):
+                # It left that queue while we were away: answered if a desk is with it now, else
+                # moved on (the dialplan's fallback, a Redirect) to where the switch has it.
+                answered = entry is None and bool(channel.get("BridgeId"))
+                visit.left_at = now
+                visit.outcome = VisitOutcome.ANSWERED if answered else VisitOutcome.UNSEEN
+                visit.destination = "" if answered else entry.get("Queue", queue) if entry else ""
+                notices.append(Notice("queue-left", now, uniqueid, {
+                    "queue": visit.queue, "outcome": visit.outcome.value, "wait": visit.wait,
+                    "destination": visit.destination, "while": "link-down"}))
             if entry is not None and call.current_visit is None:
                 call.visits.append(_waiting_visit(entry, queue, call.priority, channel, now))
                 call.state = CallState.WAITING
@@ -447,6 +489,17 @@ class Tracker:
             if adopted:
                 notices.append(Notice("call-adopted", now, uniqueid, {"queue": call.current_queue}))
         return notices
+
+
+def channel_age(channel: Event) -> float:
+    """Seconds a channel has existed: Asterisk 22's CoreShowChannel says ``Duration: HH:MM:SS``,
+    its Status ``Seconds``; older emulator transcripts ``DurationSeconds``."""
+    duration = channel.get("Duration", "")
+    if duration.count(":") == 2:
+        hours, minutes, seconds = duration.split(":")
+        if hours.isdigit() and minutes.isdigit() and seconds.isdigit():
+            return int(hours) * 3600 + int(minutes) * 60 + int(seconds)
+    return float(_int(channel.get("DurationSeconds") or channel.get("Seconds")))
 
 
 def _waiting_visit(entry: Event, queue: str, priority: int, channel: Event, now: float) -> QueueVisit:

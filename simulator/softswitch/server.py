@@ -641,12 +641,22 @@ class AmiServer:
                   ("BridgeID", ch.bridge.uniqueid if ch.bridge else ""), ("Application", ch.app),
                   ("Data", ch.appdata), ("Nativeformats", "(ulaw)"), ("Readformat", "ulaw"),
                   ("Readtrans", ""), ("Writeformat", "ulaw"), ("Writetrans", ""), ("Callgroup", 0),
-                  ("Pickupgroup", 0), ("Seconds", int(self.sw.now() - ch.created))] for ch in channels]
+                  ("Pickupgroup", 0), ("Seconds", int(self.sw.now() - ch.created)),
+                  *self._status_variables(ch, message.get("Variables") or "")] for ch in channels]
         self._ok(session, message, None, [("EventList", "start"), ("Message", "Channel status will follow")])
         for item in items:
             session.send(item + self._id(message))
         session.send([("Event", "StatusComplete"), *self._id(message), ("EventList", "Complete"),
                       ("ListItems", len(items)), ("Items", len(items))])
+
+    def _status_variables(self, ch: Channel, names: str) -> list[tuple[str, object]]:
+        """``Variable: NAME=value`` per requested name, as manager.c writes them: an unset
+        variable prints C's ``(null)``."""
+        pairs: list[tuple[str, object]] = []
+        for name in filter(None, (n.strip() for n in names.split(","))):
+            value = self.sw.lookup(ch, name)
+            pairs.append(("Variable", f"{name}={value or '(null)'}"))
+        return pairs
 
     # --- AstDB --------------------------------------------------------------------------------
 

@@ -14,11 +14,12 @@ Where no real Asterisk is available the ``asterisk`` half is skipped with the re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -338,6 +339,32 @@ class Room:
     def joined(self, call: Any) -> list[str]:
         return [e["Queue"] for e in self.events if e.get("Event") == "QueueCallerJoin"
                 and e.get("Uniqueid") == call.uniqueid]
+
+    @contextlib.asynccontextmanager
+    async def link_outage(self) -> AsyncIterator[None]:
+        """The engine's AMI link down for as long as the block runs (its reconnects go to a dead
+        port), then back: the switch goes on without it, as when a network path or the engine
+        host hiccups. Returns once the engine has logged in again and resynchronised."""
+        engine = self.engine
+        manager = engine.link._manager
+        resyncs, port = engine.resyncs, manager.config["port"]
+        from simulator.real_asterisk import free_port
+
+        manager.config["port"] = free_port()  # nothing listens there
+        manager.protocol.transport.close()
+        await eventually(lambda: not engine.link.connected, what="link down")
+        try:
+            yield
+        finally:
+            manager.config["port"] = port
+        await eventually(lambda: engine.link.connected and engine.resyncs > resyncs, timeout=15,
+                         what="link back and resynchronised")
+
+    async def on_switch(self, action: dict[str, str]) -> Any:
+        """An action sent by the room's own AMI session (not the engine's): a colleague at the
+        switch's console, or the switch acting by itself."""
+        assert self.listener is not None
+        return await self.listener.send_action(action, as_list=False)
 
     async def close(self) -> None:
         if self.http.closed:

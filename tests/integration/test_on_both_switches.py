@@ -288,3 +288,54 @@ async def test_a_p1_caller_waits_in_amu_with_the_p1_priority_set_before_the_move
     await room.waiting_in(call, "n2-amu")
     assert room.switch.queue_callers("n2-amu") == [("0619000001", room.plan.routes[Priority.P1].priority)]
     assert not leg.dropped
+
+
+# --- the AMI link lost and found: what the engine believes afterwards is what the switch has ----
+
+async def test_a_call_answered_while_the_link_was_down_is_talking_and_can_be_qualified(room: Room) -> None:
+    n1 = await room.desk("1001", ["n1-arm"], "arm-n1")
+    await room.desk("2001", ["n2-amu"], "arm-amu")
+    assert (await room.post("/api/agents/pause", {"interface": n1, "reason": "brief"}))[0] == 200
+    leg = room.call("15", "0670000011")
+    call = await room.tracked(leg)
+    await room.waiting_in(call, "n1-arm")
+    async with room.link_outage():
+        await room.on_switch({"Action": "QueuePause", "Interface": n1, "Paused": "false"})
+        await eventually(lambda: any(e.get("Event") == "AgentConnect" and e.get("Queue") == "n1-arm"
+                                     for e in room.events), what="the desk answers while the engine is away")
+    await room.talking_in(call, "n1-arm")
+    assert [(v.queue, v.outcome.value) for v in call.visits] == [("n1-arm", "answered")]
+    assert call.current_leg.interface == n1
+    status, body = await room.post(f"/api/calls/{call.call_id}/qualify", {"level": "P1"})
+    assert status == 200, body
+    await room.talking_in(call, "n2-amu")
+    assert not leg.dropped
+
+
+async def test_a_call_that_ended_while_the_link_was_down_is_closed_as_unseen_not_waiting(room: Room) -> None:
+    leg = room.call("15", "0670000012")
+    call = await room.tracked(leg)
+    await room.waiting_in(call, "n1-arm")
+    async with room.link_outage():
+        leg.hangup()
+        await eventually(lambda: not room.switch.queue_callers("n1-arm"), what="the caller gone from the queue")
+    await eventually(lambda: call.ended_at is not None, what="the call closed")
+    assert [(v.queue, v.outcome.value) for v in call.visits] == [("n1-arm", "ended-while-away")]
+    assert call not in room.engine.tracker.calls.values()
+
+
+async def test_a_desk_the_switch_no_longer_has_is_not_offered_calls_after_the_link_returns(room: Room) -> None:
+    amu = await room.desk("2001", ["n2-amu"], "arm-amu")
+    async with room.link_outage():
+        await room.on_switch({"Action": "QueueRemove", "Queue": "n2-amu", "Interface": amu})
+    await eventually(lambda: amu not in room.engine.tracker.agents, what="the desk forgotten")
+    await room.desk("1001", ["n1-arm"], "arm-n1")
+    leg = room.call("15", "0670000013")
+    call = await room.tracked(leg)
+    await room.talking_in(call, "n1-arm")
+    status, body = await room.post(f"/api/calls/{call.call_id}/qualify", {"level": "P1"})
+    # Nobody in AMU any more: the caller goes to the front of N1, never to a desk that is not there.
+    assert status == 200 and body["target"] == "n1-arm", body
+    await eventually(lambda: call.current_queue == "n1-arm" and call.state.value in ("waiting", "talking"),
+                     what="back in N1")
+    assert all(leg_.interface != amu for leg_ in call.legs) and not leg.dropped

@@ -112,3 +112,41 @@ def test_a_reconnect_during_a_consultation_adopts_the_helper_as_the_callers_wait
     assert call.current_visit is not None and call.current_visit.queue == "n2-amu"
     assert call.current_visit.channel == helper["Channel"] and call.current_visit.joined_at == 988.0
     assert tracker.helpers == {"100.5": "100.1"}
+
+
+def test_a_caller_who_hangs_up_while_the_snapshot_is_read_is_not_brought_back() -> None:
+    """The Hangup arrives between CoreShowChannels and the end of the resync: the snapshot still
+    lists the channel, but it must not come back as a ghost waiting call."""
+    channel = {"Channel": "PJSIP/operator-00000009", "Uniqueid": "200.9", "Linkedid": "200.9",
+               "Application": "Queue", "ApplicationData": "n1-arm,t", "Duration": "00:01:05"}
+    entry = {"Queue": "n1-arm", "Uniqueid": "200.9", "Wait": "60", "Position": "1", "Priority": "5"}
+    tracker = Tracker()
+    tracker.feed({"Event": "Hangup", "Uniqueid": "200.9", "Linkedid": "200.9", "Cause": "16"}, 1000.5)
+    tracker.resync([channel], [entry], {}, 1001.0, since=1000.0)
+    assert tracker.calls == {}
+    fresh = Tracker()
+    fresh.resync([channel], [entry], {}, 1001.0, since=1000.0)
+    assert fresh.calls["200.9"].started_at == 1001.0 - 65, "Asterisk 22 says Duration: HH:MM:SS"
+
+
+def test_a_resync_closes_a_wait_that_was_answered_while_away_and_drops_desks_the_switch_lost() -> None:
+    tracker = Tracker()
+    tracker.feed({"Event": "QueueMemberAdded", "Queue": "n1-arm", "Interface": "PJSIP/1001",
+                  "MemberName": "1001"}, 900.0)
+    tracker.feed({"Event": "QueueMemberAdded", "Queue": "n2-amu", "Interface": "PJSIP/2001",
+                  "MemberName": "2001"}, 900.0)
+    tracker.feed({"Event": "QueueCallerJoin", "Queue": "n1-arm", "Uniqueid": "300.1", "Linkedid": "300.1",
+                  "Channel": "PJSIP/operator-00000001", "Position": "1", "CallerIDNum": "0612345678"}, 950.0)
+    caller = {"Channel": "PJSIP/operator-00000001", "Uniqueid": "300.1", "Linkedid": "300.1",
+              "Application": "Queue", "ApplicationData": "n1-arm,t", "BridgeId": "b1"}
+    desk = {"Channel": "PJSIP/1001-00000002", "Uniqueid": "300.2", "Linkedid": "300.1", "Application": "AppQueue",
+            "BridgeId": "b1"}
+    notices = tracker.resync_members([{"Event": "QueueMember", "Queue": "n1-arm", "Interface": "PJSIP/1001",
+                                       "Name": "1001", "Status": "2", "InCall": "1"}], 1000.0)
+    assert "PJSIP/2001" not in tracker.agents
+    assert {"interface": "PJSIP/2001", "queue": "", "status": "logged-out", "while": "link-down"} in \
+        [n.data for n in notices]
+    tracker.resync([caller, desk], [], {}, 1000.0)
+    call = tracker.calls["300.1"]
+    assert [(v.queue, v.outcome, v.left_at) for v in call.visits] == [("n1-arm", VisitOutcome.ANSWERED, 1000.0)]
+    assert call.state == CallState.TALKING and call.current_leg.interface == "PJSIP/1001"
