@@ -8,7 +8,6 @@ supervisors left them.
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -95,24 +94,6 @@ class MutualAid:
 
     # --- AstDB ----------------------------------------------------------------------------------
 
-    async def _db_get(self, family: str, key: str) -> str | None:
-        try:
-            answer = await self.engine.link.send({"Action": "DBGet", "Family": family, "Key": key})
-        except AmiActionFailed:
-            return None  # "Database entry not found"
-        items = answer if isinstance(answer, list) else [answer]
-        for item in items:
-            if item.get("Event") == "DBGetResponse":
-                return str(item.get("Val", ""))
-        return None
-
-    async def _db_put(self, family: str, key: str, value: str) -> None:
-        await self.engine.link.send({"Action": "DBPut", "Family": family, "Key": key, "Val": value})
-
-    async def _db_del(self, family: str, key: str) -> None:
-        with contextlib.suppress(AmiActionFailed):  # already gone
-            await self.engine.link.send({"Action": "DBDel", "Family": family, "Key": key})
-
     async def load_state(self) -> None:
         """After every (re)connect: the switch-overs, holds and overflow switches Asterisk keeps."""
         try:
@@ -120,12 +101,12 @@ class MutualAid:
             for line, spec in self.plan.lines.items():
                 if spec.kind == LineKind.PARTNER:
                     continue
-                value = await self._db_get(C.DB_SWITCH, line)
+                value = await self.engine.db_get(C.DB_SWITCH, line)
                 if value:
-                    found[line] = Switchover.from_db(line, value, await self._db_get(DB_META, line))
-            holds = {name for name in self.plan.switchovers if await self._db_get(DB_HOLD, name)}
+                    found[line] = Switchover.from_db(line, value, await self.engine.db_get(DB_META, line))
+            holds = {name for name in self.plan.switchovers if await self.engine.db_get(DB_HOLD, name)}
             for queue, state in self.governor.states.items():
-                meta = await self._db_get(DB_OVERFLOW_OFF, queue)
+                meta = await self.engine.db_get(DB_OVERFLOW_OFF, queue)
                 if meta:
                     by, _, reason = meta.partition("|")
                     state.disabled_by, state.disabled_reason = by or "unknown", reason
@@ -156,8 +137,8 @@ class MutualAid:
         return switch
 
     async def _write(self, switch: Switchover) -> None:
-        await self._db_put(DB_META, switch.line, switch.meta())
-        await self._db_put(C.DB_SWITCH, switch.line, switch.db_value())
+        await self.engine.db_put(DB_META, switch.line, switch.meta())
+        await self.engine.db_put(C.DB_SWITCH, switch.line, switch.db_value())
         replaced = self.switchovers.get(switch.line)
         self.switchovers[switch.line] = switch
         if replaced is not None:
@@ -169,11 +150,11 @@ class MutualAid:
         switch = self.switchovers.get(line)
         if switch is None:
             raise LookupError(f"line {line} is not switched over")
-        await self._db_del(C.DB_SWITCH, line)  # the line is back at once: new calls read this key
-        await self._db_del(DB_META, line)
+        await self.engine.db_del(C.DB_SWITCH, line)  # the line is back at once: new calls read this key
+        await self.engine.db_del(DB_META, line)
         del self.switchovers[line]
         if switch.preset is not None and by != "schedule":
-            await self._db_put(DB_HOLD, switch.preset, f"{by}|{reason}")
+            await self.engine.db_put(DB_HOLD, switch.preset, f"{by}|{reason}")
             self.holds.add(switch.preset)
         self._journal("switchover-ended", line, switch.partner, by, reason, switch.share)
         return switch
@@ -186,7 +167,7 @@ class MutualAid:
                 await self.end_switchover(decision.line, by="schedule",
                                           reason=f"preset {decision.preset}: window closed")
             elif decision.kind == "release-hold":
-                await self._db_del(DB_HOLD, decision.preset)
+                await self.engine.db_del(DB_HOLD, decision.preset)
                 self.holds.discard(decision.preset)
 
     # --- overflow -------------------------------------------------------------------------------
@@ -196,10 +177,10 @@ class MutualAid:
         if state is None:
             raise LookupError(f"queue {queue} has no overflow rule in the plan")
         if enabled:
-            await self._db_del(DB_OVERFLOW_OFF, queue)
+            await self.engine.db_del(DB_OVERFLOW_OFF, queue)
             state.disabled_by = state.disabled_reason = ""
         else:
-            await self._db_put(DB_OVERFLOW_OFF, queue, f"{by}|{reason}")
+            await self.engine.db_put(DB_OVERFLOW_OFF, queue, f"{by}|{reason}")
             state.disabled_by, state.disabled_reason = by, reason
         self._journal("overflow-enabled" if enabled else "overflow-disabled", queue, "", by, reason)
         return {"queue": queue, **state.public(self.engine.clock())}

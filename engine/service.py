@@ -8,6 +8,7 @@ transfers with confirmation — and keeps the live picture the supervisors see.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -220,7 +221,35 @@ class Engine:
                       adopted=sum(1 for n in notices if n.kind == "call-adopted"), resyncs=self.resyncs)
         for notice in notices:
             self._notice(notice)
+        await self._restore_roles()
         await self.mutual_aid.load_state()
+
+    async def _restore_roles(self) -> None:
+        """Desk roles the switch keeps (AstDB), for desks this engine has not seen log in."""
+        for interface, agent in list(self.tracker.agents.items()):
+            role = self.roles.get(interface) or await self.db_get(C.DB_ROLE, interface)
+            if role:
+                self.roles[interface] = agent.role = role
+
+    # --- AstDB: state that must outlive the engine lives on the switch ---------------------------
+
+    async def db_get(self, family: str, key: str) -> str | None:
+        try:
+            answer = await self.link.send({"Action": "DBGet", "Family": family, "Key": key})
+        except AmiActionFailed:
+            return None  # "Database entry not found"
+        items = answer if isinstance(answer, list) else [answer]
+        for item in items:
+            if item.get("Event") == "DBGetResponse":
+                return str(item.get("Val", ""))
+        return None
+
+    async def db_put(self, family: str, key: str, value: str) -> None:
+        await self.link.send({"Action": "DBPut", "Family": family, "Key": key, "Val": value})
+
+    async def db_del(self, family: str, key: str) -> None:
+        with contextlib.suppress(AmiActionFailed):  # already gone
+            await self.link.send({"Action": "DBDel", "Family": family, "Key": key})
 
     async def _list(self, action: dict[str, str], item_event: str | None) -> list[dict[str, str]]:
         answer = await self.link.send(action)
@@ -341,6 +370,10 @@ class Engine:
         if agent is not None:
             agent.role = role
         self.roles[interface] = role
+        try:
+            await self.db_put(C.DB_ROLE, interface, role)
+        except (AmiLinkDown, AmiActionFailed) as exc:  # the desk is logged in; only a restart would lose the role
+            self.log.warning("desk role not kept on the switch", interface=interface, error=str(exc))
         self.log.info("agent logged in", interface=interface, queues=queues, role=role, by=by)
         return {"interface": interface, "queues": queues, "role": role}
 
@@ -349,6 +382,8 @@ class Engine:
         queues = list(agent.memberships) if agent else []
         for queue in queues:
             await self.link.send({"Action": "QueueRemove", "Queue": queue, "Interface": interface})
+        await self.db_del(C.DB_ROLE, interface)
+        self.roles.pop(interface, None)
         self.log.info("agent logged out", interface=interface, queues=queues, by=by)
         return {"interface": interface, "queues": queues}
 

@@ -22,6 +22,9 @@ OPERATOR_ENDPOINT = "operator"
 DB_SWITCH = "sas-switch"
 #: AstDB family of recent callers: key = caller number, value = epoch of their last call.
 DB_RECENT = "sas-recent"
+#: AstDB family of desk roles: key = queue interface, value = the role it logged in with. Kept on
+#: the switch, beside its persistent members, so an engine restart finds every desk's role.
+DB_ROLE = "sas-role"
 
 # Channel variables the dialplan sets (inherited with "__" so agent legs and trunks carry them).
 VAR_LINE = "SAS_LINE"

@@ -259,7 +259,8 @@ class RealSwitch:
         status = await self.host.cli("queue show")
         for member, queue in _dynamic_members(status):
             await self.host.cli(f"queue remove member {member} from {queue}")
-        for family in (C.DB_RECENT, C.DB_SWITCH, "sas-switch-meta", "sas-switch-hold", "Queue/PersistentMembers"):
+        for family in (C.DB_RECENT, C.DB_SWITCH, C.DB_ROLE, "sas-switch-meta", "sas-switch-hold",
+                       "Queue/PersistentMembers"):
             await self.host.cli(f"database deltree {family}")
         await self.host.cli("queue reset stats")
 

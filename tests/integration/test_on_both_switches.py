@@ -206,6 +206,10 @@ async def test_an_engine_restart_adopts_the_live_call_and_can_still_move_it(room
     adopted = await room.tracked(leg)
     assert adopted is not call and adopted.call_id == call.call_id
     await room.talking_in(adopted, "n1-arm")
+    # The desks' roles are kept on the switch (AstDB), so figures by role survive the restart.
+    await eventually(lambda: engine.roles.get("PJSIP/1001") == "arm-n1", what="roles back")
+    status, agents = await room.get("/api/agents")
+    assert {a["interface"]: a["role"] for a in agents} == {"PJSIP/1001": "arm-n1", "PJSIP/2001": "arm-amu"}
     status, body = await room.post(f"/api/calls/{adopted.call_id}/qualify", {"level": "P1"})
     assert status == 200, body
     await room.talking_in(adopted, "n2-amu")
