@@ -27,7 +27,7 @@ from engine.service import Engine
 from simulator.broker import Broker, start_broker
 from simulator.live import eventually
 from supervision.journal import Journal
-from supervision.models import CallRow, GapRow, LegRow, QualificationRow, VisitRow
+from supervision.models import TABLES, CallRow, GapRow, LegRow, QualificationRow, VisitRow
 from supervision.report import monthly
 from supervision.service import Supervision
 from tests.integration.postgres import Cluster, start_cluster
@@ -267,8 +267,7 @@ async def test_journal_round_trip_on_postgresql(postgres: Cluster) -> None:
         await supervision.stop()
         await engine.stop()
         with journal.db.begin() as connection:  # leave the shared cluster empty for the next test
-            for table in ("qualifications", "agent_legs", "queue_visits", "transfers", "overflows", "calls",
-                          "mutual_aid_journal", "agent_sessions", "journal_gaps", "alembic_version"):
+            for table in (*TABLES, "alembic_version"):  # every table the migrations made
                 connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table} CASCADE")
 
 
