@@ -76,9 +76,12 @@ def ratios(totals: Counter[Key], scope: str, name: str = "") -> Ratios:
     answered, a30, a60 = int(get("answered")), get("answered_30"), get("answered_60")
     offered = int(get("offered"))
     net = offered - get("short_abandoned")
+    # "Of offered" counts each quick answer in the bucket of the call's offer, where the offer
+    # and any short abandon are counted too: the ratio cannot pass 1 in any window.
+    o30, o60 = get("answered_30_by_offer"), get("answered_60_by_offer")
     return Ratios(answered=answered, offered=offered,
                   qs30=a30 / answered if answered else None, qs60=a60 / answered if answered else None,
-                  qs30_offered=a30 / net if net > 0 else None, qs60_offered=a60 / net if net > 0 else None,
+                  qs30_offered=o30 / net if net > 0 else None, qs60_offered=o60 / net if net > 0 else None,
                   mean_wait=get("wait_sum") / answered if answered else None)
 
 
@@ -99,8 +102,12 @@ class Figures:
         self.keep_buckets = int(keep_hours * 3600 / BUCKET)
         self.keep_days = keep_days
 
-    # --- recording ------------------------------------------------------------------------------
-
+        #: True while finished calls are replayed from the journal: they fill the windows ("today",
+        #: "month") but not the lifetime counters Prometheus exports, which keep counter semantics
+        #: (they start again at zero with the process, as increase() expects).
+        self._replaying = False
+        #: Live calls already counted as offered (uniqueid -> when), so an adoption never counts twice.
+        self._offered_calls: dict[str, float] = {}
 
     def adopt_plan(self, plan: Plan) -> None:
         """The plan's settings the figures read (a reload changes them; the counts stay)."""
@@ -108,6 +115,9 @@ class Figures:
         self.target = plan.site.qs30_target
         self.queue_roles = {q: spec.role.value for q, spec in plan.queues.items()}
         self.n1 = {q for q, role in self.queue_roles.items() if role == "n1"}
+
+    # --- recording ------------------------------------------------------------------------------
+
     def _add(self, at: float, scope: str, name: str, metric: str, value: float = 1.0) -> None:
         key = (scope, name, metric)
         index = int(at // BUCKET)
@@ -121,7 +131,8 @@ class Figures:
         if daily is None:
             daily = self.days[day] = Counter()
         daily[key] += value
-        self.lifetime[key] += value
+        if not self._replaying:
+            self.lifetime[key] += value
         if scope == "sas" and metric in ("offered", "answered"):
             # Hour totals kept apart: the 30 s snapshot lists the day's hours without summing
             # thousands of buckets (French time zones are whole hours from UTC).
@@ -150,14 +161,17 @@ class Figures:
 
     def _answered(self, at: float, wait: float, *scopes: tuple[str, str]) -> None:
         """One pick-up after ``wait`` seconds, in each (scope, name): the QS30 and QS60 numerators
-        are "strictly under" (annex 3: 30.0 s is not under 30 s)."""
+        are "strictly under" (annex 3: 30.0 s is not under 30 s). The "of offered" numerators go
+        to the moment of the offer (``at - wait``), beside the offer itself."""
         for scope, name in scopes:
             self._add(at, scope, name, "answered")
             self._add(at, scope, name, "wait_sum", wait)
             if wait < 30:
                 self._add(at, scope, name, "answered_30")
+                self._add(at - wait, scope, name, "answered_30_by_offer")
             if wait < 60:
                 self._add(at, scope, name, "answered_60")
+                self._add(at - wait, scope, name, "answered_60_by_offer")
 
     def observe(self, notice: Notice, call: Call | None, role_of: Callable[[str], str] = lambda _i: "") -> None:
         """Count one tracker notice. ``call`` is the call it concerns (live or just ended)."""
@@ -178,11 +192,35 @@ class Figures:
                 self._add(at, "role", role, "talk_sum", float(talk))
         elif kind == "call-ended":
             self._ended(call, at)
+        elif kind == "call-adopted":
+            self._adopted(call, at)
+
+    def _adopted(self, call: Call, at: float) -> None:
+        """A live call this process had not seen join (an engine restart): offered once, when the
+        switch says it joined, so it never counts answered without offered."""
+        if call.uniqueid in self._offered_calls:
+            return
+        joined = call.visits[0].joined_at if call.visits else at
+        self._add(joined, "queue", call.visits[0].queue if call.visits else call.entry_queue, "offered")
+        self._offer(call, call.current_queue, joined)
+
+    def _offer(self, call: Call, queue: str, at: float) -> None:
+        self._offered_calls[call.uniqueid] = at
+        if len(self._offered_calls) > 20_000:  # only live calls matter; the oldest are long gone
+            for uniqueid in list(self._offered_calls)[:10_000]:
+                del self._offered_calls[uniqueid]
+        self._both(at, call.line, "offered")
+        self._add(at, "level", "n1" if queue in self.n1 else "n2", "offered")
 
     def _joined(self, call: Call, queue: str, at: float) -> None:
         self._add(at, "queue", queue, "offered")
+        if queue in self.n1 and not any(v.queue in self.n1 for v in call.visits[:-1]) and len(call.visits) > 1:
+            self._add(at, "level", "n1", "offered")
+        elif queue not in self.n1 and not any(v.queue not in self.n1 for v in call.visits[:-1]) \
+                and len(call.visits) > 1:
+            self._add(at, "level", "n2", "offered")
         if len(call.visits) == 1:
-            self._both(at, call.line, "offered")
+            self._offer(call, queue, at)
             if call.inbound == "overflow":
                 self._both(at, call.line, "overflowed_in")
                 self._add(at, "origin", call.origin, "overflowed_in")
@@ -246,7 +284,7 @@ class Figures:
         if last.outcome != VisitOutcome.ABANDONED:
             return
         if at - call.started_at < self.short_abandon:
-            self._both(at, call.line, "short_abandoned")
+            self._both(call.visits[0].joined_at, call.line, "short_abandoned")  # beside its offer
             return
         self._both(at, call.line, "abandoned")
         if at - call.visits[0].joined_at < 30:
@@ -254,7 +292,15 @@ class Figures:
 
     def replay(self, call: Call, role_of: Callable[[str], str] = lambda _i: "") -> None:
         """Count a finished call again from its journal record, as the tracker's notices would
-        have counted it live: a restarted engine's "today" and "month" go on where they stopped."""
+        have counted it live: a restarted engine's "today" and "month" go on where they stopped
+        (the lifetime counters are left alone: see ``_replaying``)."""
+        self._replaying = True
+        try:
+            self._replay(call, role_of)
+        finally:
+            self._replaying = False
+
+    def _replay(self, call: Call, role_of: Callable[[str], str]) -> None:
         steps: list[tuple[float, int, str, Any]] = []
         for index, visit in enumerate(call.visits):
             steps.append((visit.joined_at, 0, "join", index))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.tracker import Tracker
+from engine.core.tracker import Notice, Tracker
 from engine.plan import load_plan
 from supervision.figures import Figures, ratios
 from tests.scripted import END, EXPECTED, ROLES, T0, scripted_events
@@ -86,3 +86,51 @@ def test_calls_per_hour(figures: Figures) -> None:
     hours = figures.calls_per_hour(END)
     assert hours[10] == {"hour": 10, "offered": 13, "answered": 10}
     assert sum(h["offered"] for h in hours[:10]) == 0
+
+
+def test_every_ratio_stays_at_most_one_in_every_window_and_levels_count_their_offers(figures: Figures) -> None:
+    for window in ("30s", "last_30s", "15m", "hour", "today", "month", "all"):
+        for at in range(int(T0), int(END) + 1, 15):
+            totals = figures.window(window, float(at))
+            for scope, names in (("sas", [""]), ("line", figures.names("line")), ("queue", figures.names("queue")),
+                                 ("level", ["n1", "n2"])):
+                for name in names:
+                    r = ratios(totals, scope, name)
+                    assert all(v is None or v <= 1 for v in (r.qs30, r.qs60, r.qs30_offered, r.qs60_offered)), \
+                        (window, at, scope, name, r)
+    levels = figures.summary("today", END)["levels"]
+    assert levels["n1"]["offered"] >= levels["n1"]["answered"] > 0
+    assert levels["n2"]["offered"] >= levels["n2"]["answered"] > 0
+
+
+def test_a_call_adopted_after_a_restart_is_offered_once_and_never_answered_without_offer() -> None:
+    """The engine restarts while a caller waits: the new process adopts it (its join, from the
+    switch's Wait, is when it is offered), then it is answered. Offered 1, answered 1."""
+    plan = load_plan(ROOT / "dialplans" / "sas-69.yaml")
+    book, tracker = Figures(plan), Tracker()
+    channel = {"Channel": "PJSIP/operator-00000001", "Uniqueid": "500.1", "Linkedid": "500.1",
+               "Application": "Queue", "ApplicationData": "n1-arm,t", "Duration": "00:00:40"}
+    entry = {"Queue": "n1-arm", "Uniqueid": "500.1", "Wait": "40", "Position": "1", "Priority": "5"}
+    at = T0 + 600
+    for notice in tracker.resync([channel], [entry], {"500.1": {"SAS_LINE": "15", "SAS_CALL_ID": "sas-69-500.1"}}, at):
+        book.observe(notice, tracker.call_any(notice.uniqueid))
+    for event, when in (({"Event": "QueueCallerLeave", "Queue": "n1-arm", "Uniqueid": "500.1", "Linkedid": "500.1",
+                          "Channel": channel["Channel"], "Position": "1"}, at + 1),
+                        ({"Event": "AgentConnect", "Queue": "n1-arm", "Uniqueid": "500.1", "Linkedid": "500.1",
+                          "Channel": channel["Channel"], "Interface": "PJSIP/1001", "MemberName": "1001",
+                          "DestChannel": "PJSIP/1001-00000002", "HoldTime": "41", "RingTime": "1"}, at + 1)):
+        for notice in tracker.feed(event, when):
+            book.observe(notice, tracker.call_any(notice.uniqueid))
+    sas = book.summary("today", at + 2)["sas"]
+    assert (sas["offered"], sas["answered"], sas["qs30"], sas["qs60"]) == (1, 1, 0.0, 1.0)
+    book.observe(Notice("call-adopted", at + 5, "500.1", {}), tracker.call_any("500.1"))  # a second resync
+    assert book.summary("today", at + 6)["sas"]["offered"] == 1
+
+
+def test_calls_replayed_from_the_journal_fill_today_but_not_the_prometheus_counters(figures: Figures) -> None:
+    tracker = play(Figures(load_plan(ROOT / "dialplans" / "sas-69.yaml")))
+    restarted = Figures(load_plan(ROOT / "dialplans" / "sas-69.yaml"))
+    for call in tracker.ended:
+        restarted.replay(call)
+    assert restarted.summary("today", END)["sas"]["offered"] == EXPECTED["offered"]
+    assert sum(restarted.lifetime.values()) == 0, "a restart starts the exported counters at zero"
