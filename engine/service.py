@@ -222,6 +222,9 @@ class Engine:
         for notice in notices:
             self._notice(notice)
         await self._restore_roles()
+        # The journal closes what it still holds open and the switch no longer has.
+        self.broadcast(Notice("resynchronised", self.clock(), data={
+            "live": [c.call_id or f"{self.plan.site.id}-{c.uniqueid}" for c in self.tracker.calls.values()]}))
         await self.mutual_aid.load_state()
 
     async def _restore_roles(self) -> None:

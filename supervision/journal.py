@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections import deque
 from collections.abc import Callable
@@ -21,19 +22,21 @@ from typing import Any
 import structlog
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, String, case, create_engine, event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
 from engine.aio import cancel_and_wait
 from engine.core.calls import AgentLeg, Call, QueueVisit, VisitOutcome
-from supervision.models import TABLES, CallRow, GapRow, LegRow, VisitRow
+from supervision.models import TABLES, CallRow, GapRow, LegRow, QuarantineRow, VisitRow
 
 log = structlog.get_logger("supervision.journal")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 DEFAULT_URL = "sqlite:///var/journal.sqlite3"
 
 Row = tuple[str, dict[str, Any]]  # (table, values)
+#: A pseudo-row: close the site's calls left open (ended_at NULL) that the switch no longer has.
+CLOSE_UNSEEN = "close-unseen"
 
 
 def make_db_engine(url: str) -> Engine:
@@ -148,6 +151,7 @@ class Journal:
         self.written = 0
         self.dropped = 0
         self.failures = 0
+        self.quarantined = 0
         self.up = True
         self._gap: tuple[float, float, int] | None = None  # rows lost while down: (from, to, count)
         self._task: asyncio.Task[None] | None = None
@@ -221,28 +225,132 @@ class Journal:
             return True
 
     def _write(self, batch: list[Row], gap: tuple[float, float, int] | None) -> None:
-        dialect = postgresql if self.db.dialect.name == "postgresql" else sqlite
+        """One transaction for the batch; if a row's content is refused, row by row, with the
+        refused ones quarantined. The database being away (OperationalError) is raised: the
+        batch stays buffered."""
+        try:
+            with self.db.begin() as connection:
+                self._write_gap(connection, gap)
+                for table, values in batch:
+                    self._write_row(connection, table, values)
+        except StatementError as exc:
+            if not _content_error(exc):
+                raise
+            self._write_one_by_one(batch, gap)
+
+    def _write_one_by_one(self, batch: list[Row], gap: tuple[float, float, int] | None) -> None:
         with self.db.begin() as connection:
-            if gap is not None:
-                connection.execute(TABLES["journal_gaps"].__table__.insert().values(
-                    site=self.site, from_at=gap[0], to_at=gap[1], dropped_rows=gap[2]))
-                self.log.error("journal gap recorded", dropped_rows=gap[2], from_at=gap[0], to_at=gap[1])
-            for table, values in batch:
-                model = TABLES[table]
-                statement = dialect.insert(model.__table__).values(**values)
-                if model is CallRow:
-                    changes = {k: statement.excluded[k] for k in values if k != "call_id"}
-                    statement = statement.on_conflict_do_update(index_elements=["call_id"], set_=changes)
-                elif table == "agent_sessions" and values.get("logout_at") is not None:
-                    statement = statement.on_conflict_do_update(
-                        index_elements=["site", "interface", "login_at"], set_={"logout_at": values["logout_at"]})
-                else:
-                    statement = statement.on_conflict_do_nothing()
-                connection.execute(statement)
+            self._write_gap(connection, gap)
+        for table, values in batch:
+            try:
+                with self.db.begin() as connection:
+                    self._write_row(connection, table, values)
+            except StatementError as exc:
+                if not _content_error(exc):
+                    raise
+                self.quarantined += 1
+                error = str(getattr(exc, "orig", exc) or exc).splitlines()[0][:500]
+                self.log.error("journal row refused; quarantined", table=table, error=error,
+                               call_id=values.get("call_id"))
+                with self.db.begin() as connection:
+                    connection.execute(QuarantineRow.__table__.insert().values(
+                        site=self.site, at=self.clock(), table_name=table[:40], error=error,
+                        row=json.dumps(values, default=str, ensure_ascii=False)))
+
+    def _write_gap(self, connection: Any, gap: tuple[float, float, int] | None) -> None:
+        if gap is not None:
+            connection.execute(TABLES["journal_gaps"].__table__.insert().values(
+                site=self.site, from_at=gap[0], to_at=gap[1], dropped_rows=gap[2]))
+            self.log.error("journal gap recorded", dropped_rows=gap[2], from_at=gap[0], to_at=gap[1])
+
+    def _write_row(self, connection: Any, table: str, values: dict[str, Any]) -> None:
+        if table == CLOSE_UNSEEN:
+            connection.execute(_close_unseen(self.site, values["at"], values["live"]))
+            return
+        dialect = postgresql if self.db.dialect.name == "postgresql" else sqlite
+        model = TABLES[table]
+        values = self._fit(model, values)
+        statement = dialect.insert(model.__table__).values(**values)
+        if model is CallRow:
+            statement = statement.on_conflict_do_update(index_elements=["call_id"],
+                                                        set_=_call_merge(statement.excluded, values))
+        elif table == "agent_sessions" and values.get("logout_at") is not None:
+            statement = statement.on_conflict_do_update(
+                index_elements=["site", "interface", "login_at"], set_={"logout_at": values["logout_at"]})
+        else:
+            statement = statement.on_conflict_do_nothing()
+        connection.execute(statement)
+
+    def _fit(self, model: Any, values: dict[str, Any]) -> dict[str, Any]:
+        """Text cut to its column's length (a 41-digit caller number must not block the journal);
+        the cut is logged with the call id."""
+        fitted = values
+        for column in model.__table__.columns:
+            value = values.get(column.name)
+            length = getattr(column.type, "length", None) if isinstance(column.type, String) else None
+            if isinstance(value, str) and length is not None and len(value) > length:
+                if fitted is values:
+                    fitted = dict(values)
+                fitted[column.name] = value[:length]
+                self.log.warning("journal value cut to its column", table=model.__tablename__, column=column.name,
+                                 length=len(value), call_id=values.get("call_id"))
+        return fitted
 
     def status(self) -> dict[str, Any]:
         return {"up": self.up, "buffered": len(self.buffer), "written": self.written, "dropped": self.dropped,
-                "failures": self.failures}
+                "failures": self.failures, "quarantined": self.quarantined}
+
+
+def _content_error(exc: StatementError) -> bool:
+    """A row the database refuses for what it holds (a constraint, a type, a value), as opposed to
+    the database being away (OperationalError and the like: the batch stays buffered)."""
+    if isinstance(exc, (DataError, IntegrityError)):
+        return True
+    return not isinstance(exc, DBAPIError)  # a value SQLAlchemy could not even bind
+
+
+def _call_merge(excluded: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """How a call row written again (answer, end, restart, retried batch) merges with what is
+    there: nothing known is replaced by something unknown; the first join, first answer and its
+    wait keep the earliest; an answered call stays answered."""
+    row = CallRow.__table__.c
+
+    def earliest(name: str) -> Any:
+        return case((row[name].is_(None), excluded[name]), (excluded[name].is_(None), row[name]),
+                    (excluded[name] < row[name], excluded[name]), else_=row[name])
+
+    def known(name: str) -> Any:
+        return case((or_(excluded[name].is_(None), excluded[name] == ""), row[name]), else_=excluded[name])
+
+    merged: dict[str, Any] = {}
+    for name in values:
+        if name == "call_id":
+            continue
+        if name in ("started_at", "answered_at"):
+            merged[name] = earliest(name)
+        elif name == "first_wait":
+            merged[name] = case((row.answered_at.is_(None), excluded.first_wait),
+                                (excluded.answered_at.is_(None), row.first_wait),
+                                (excluded.answered_at < row.answered_at, excluded.first_wait), else_=row.first_wait)
+        elif name == "outcome":
+            merged[name] = case((row.outcome == "answered", row.outcome), (excluded.outcome == "", row.outcome),
+                                else_=excluded.outcome)
+        elif name in ("ended_at", "hangup_cause"):
+            merged[name] = case((excluded[name].is_(None), row[name]), else_=excluded[name])
+        elif name == "repeat":
+            merged[name] = or_(row.repeat, excluded.repeat)
+        else:
+            merged[name] = known(name)
+    return merged
+
+
+def _close_unseen(site: str, at: float, live: list[str]) -> Any:
+    """Calls still open in the journal that the switch no longer has ended while the engine was
+    away: closed now, answered ones kept answered, the rest 'ended-while-away' (never 'waiting')."""
+    row = CallRow.__table__.c
+    return (update(CallRow.__table__)
+            .where(row.site == site, row.ended_at.is_(None), row.started_at < at, row.call_id.not_in(live))
+            .values(ended_at=at, outcome=case((row.outcome == "answered", row.outcome), else_="ended-while-away")))
 
 
 __all__ = ["DEFAULT_URL", "GapRow", "Journal", "call_rows", "make_db_engine", "upgrade"]

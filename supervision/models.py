@@ -177,5 +177,19 @@ class AuditRow(Base):
     reason: Mapped[str] = mapped_column(Text, default="")
 
 
+class QuarantineRow(Base):
+    """A row the database refused for its content (not for being away): kept here, as JSON, with
+    the error, so one bad value never blocks the journal and nothing is silently lost."""
+
+    __tablename__ = "journal_quarantine"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(40))
+    at: Mapped[float] = mapped_column(Double)
+    table_name: Mapped[str] = mapped_column(String(40))
+    row: Mapped[str] = mapped_column(Text)
+    error: Mapped[str] = mapped_column(Text)
+
+
 TABLES = {cls.__tablename__: cls for cls in (CallRow, VisitRow, LegRow, QualificationRow, TransferRow, OverflowRow,
-                                             MutualAidRow, AgentSessionRow, GapRow, AuditRow)}
+                                             MutualAidRow, AgentSessionRow, GapRow, AuditRow, QuarantineRow)}

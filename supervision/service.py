@@ -27,7 +27,7 @@ from engine.aio import cancel_and_wait, cancel_requested
 from engine.ami import LATENCY_BUCKETS
 from engine.core.tracker import Notice
 from supervision.figures import BUCKET, WAIT_BUCKETS, Figures, qs30_now, ratios
-from supervision.journal import Journal, load_calls
+from supervision.journal import CLOSE_UNSEEN, Journal, load_calls
 from supervision.models import AuditRow
 
 if TYPE_CHECKING:
@@ -99,8 +99,11 @@ class Supervision:
         journal = self.journal
         assert journal is not None
         data = notice.data
-        if call is not None and notice.kind in ("queue-left", "call-ended", "agent-leg-ended"):
-            journal.add_call(call, self.role_of)
+        if call is not None and notice.kind in ("queue-left", "agent-connected", "call-ended", "agent-leg-ended",
+                                                "call-adopted"):
+            journal.add_call(call, self.role_of)  # at the answer too: a crash then loses no answered call
+        elif notice.kind == "resynchronised":
+            journal.add(CLOSE_UNSEEN, {"at": notice.at, "live": list(data.get("live", []))})
         elif call is not None and notice.kind == "qualified":
             journal.add_call(call, self.role_of)
             journal.add("qualifications", {"call_id": call.call_id or f"{self.plan.site.id}-{call.uniqueid}",

@@ -292,3 +292,73 @@ async def test_database_outage_buffers_then_flushes_and_reports_the_gap(postgres
     finally:
         await supervision.stop()
         await engine.stop()
+
+
+# --- a journal that never loses what it knew -------------------------------------------------------
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def journal(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Journal]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path}/journal.sqlite3"
+    else:
+        url = request.getfixturevalue("postgres").url
+    book = Journal(url, "sas-69", clock=lambda: 5000.0)
+    await book.start()
+    yield book
+    await book.stop()
+    if request.param == "postgresql":
+        with book.db.begin() as connection:
+            for table in (*TABLES, "alembic_version"):
+                connection.exec_driver_sql(f"DROP TABLE IF EXISTS {table} CASCADE")
+    book.db.dispose()
+
+
+def call_row(call_id: str, **values: Any) -> dict[str, Any]:
+    return {"call_id": call_id, "site": "sas-69", "uniqueid": call_id.removeprefix("sas-69-"), "line": "15",
+            "dialed": "15", "caller": "0612345678", "origin": "sas-69", "inbound": "", "started_at": 1000.0,
+            "answered_at": None, "first_wait": None, "ended_at": None, "outcome": "", "qualification": "",
+            "switched_to": "", "hangup_cause": None, "repeat": False, **values}
+
+
+def stored(book: Journal, call_id: str) -> Any:
+    with book.db.connect() as connection:
+        return connection.execute(select(CallRow).where(CallRow.call_id == call_id)).one()
+
+
+async def test_a_call_written_again_with_unknowns_keeps_what_was_known(journal: Journal) -> None:
+    """What an engine restart used to do: the adopted call's row came back with first_wait NULL,
+    answered_at at the restart and no line, and the month counted it answered late."""
+    journal.add("calls", call_row("sas-69-1.1", answered_at=1012.0, first_wait=12.0, outcome="answered"))
+    assert await journal.flush()
+    journal.add("calls", call_row("sas-69-1.1", line="", caller="", started_at=1900.0, answered_at=1900.0,
+                                  first_wait=None, outcome="ended-while-away", ended_at=1950.0))
+    assert await journal.flush()
+    row = stored(journal, "sas-69-1.1")
+    assert (row.line, row.caller, row.started_at, row.answered_at, row.first_wait, row.outcome, row.ended_at) == \
+        ("15", "0612345678", 1000.0, 1012.0, 12.0, "answered", 1950.0)
+
+
+async def test_a_poison_row_is_quarantined_and_the_rest_is_written(journal: Journal) -> None:
+    journal.add("calls", call_row("sas-69-2.1"))
+    journal.add("calls", call_row("sas-69-2.2", caller="0" * 41))  # one digit too many for the column
+    journal.add("calls", call_row("sas-69-2.3", started_at=None))  # NOT NULL: refused for its content
+    journal.add("calls", call_row("sas-69-2.4"))
+    assert await journal.flush()
+    assert stored(journal, "sas-69-2.2").caller == "0" * 40
+    assert stored(journal, "sas-69-2.4").call_id == "sas-69-2.4" and not journal.buffer
+    with journal.db.connect() as connection:
+        (quarantined,) = connection.execute(select(TABLES["journal_quarantine"])).all()
+    assert quarantined.table_name == "calls" and json.loads(quarantined.row)["call_id"] == "sas-69-2.3"
+    assert journal.status()["quarantined"] == 1
+
+
+async def test_calls_left_open_while_the_engine_was_away_are_closed_at_the_next_resync(journal: Journal) -> None:
+    journal.add("calls", call_row("sas-69-3.1"))  # was waiting when the engine died
+    journal.add("calls", call_row("sas-69-3.2", answered_at=1010.0, first_wait=10.0, outcome="answered"))
+    journal.add("calls", call_row("sas-69-3.3"))  # still live: the switch has it
+    journal.add("close-unseen", {"at": 2000.0, "live": ["sas-69-3.3"]})
+    assert await journal.flush()
+    assert (stored(journal, "sas-69-3.1").outcome, stored(journal, "sas-69-3.1").ended_at) == \
+        ("ended-while-away", 2000.0)
+    assert (stored(journal, "sas-69-3.2").outcome, stored(journal, "sas-69-3.2").ended_at) == ("answered", 2000.0)
+    assert stored(journal, "sas-69-3.3").ended_at is None
