@@ -9,6 +9,10 @@
 * **Bounded.** At most ``max_in_flight`` actions wait for an answer; each has a timeout, so no
   coroutine waits forever on a switch that stopped answering.
 * **Reconnect with back-off**, and a callback after every login so the engine resynchronises.
+* **Cannot hang or lie.** A switch that accepts TCP but never answers ``Login`` is left after
+  ``login_timeout`` and tried again; once logged in, a ``Ping`` every ``ping_every`` seconds must
+  be answered within ``stall_after``, else the link is declared stalled (``/health`` and
+  ``sas_ami_up`` say so at once) and re-established.
 """
 
 from __future__ import annotations
@@ -129,7 +133,8 @@ class AmiLink:
                  on_login: Callable[[], Awaitable[None]] | None = None,
                  on_down: Callable[[], None] | None = None,
                  action_timeout: float = 5.0, max_in_flight: int = 256,
-                 reconnect_min: int = 1, reconnect_max: int = 30) -> None:
+                 reconnect_min: int = 1, reconnect_max: int = 30, ping_every: float = 2.0,
+                 stall_after: float = 4.0, login_timeout: float = 10.0) -> None:
         self.host, self.port = host, port
         self._on_event, self._on_login, self._on_down = on_event, on_login, on_down
         self.action_timeout = action_timeout
@@ -142,28 +147,77 @@ class AmiLink:
         #: Lifetime histogram of action latencies (Prometheus): counts per LATENCY_BUCKETS bound + overflow.
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
+        self.ping_every, self.stall_after, self.login_timeout = ping_every, stall_after, login_timeout
+        #: Set when the switch stopped answering pings; cleared at the next login.
+        self.stalled = False
+        self.stalls = 0
+        self._connection = 0  # which TCP connection a login deadline belongs to
+        # panoramisk's own pinger only writes Ping and never looks at the answer: ours does.
         self._manager = Manager(host=host, port=port, username=username, secret=secret, events="on",
-                                reconnect_timeout=reconnect_min, ping_delay=5, ping_interval=5,
+                                reconnect_timeout=reconnect_min, ping_delay=86_400, ping_interval=86_400,
                                 on_login=self._logged_in, on_disconnect=self._disconnected,
-                                on_connect=lambda _m: None, protocol_factory=GuardedProtocol)
+                                on_connect=self._tcp_connected, protocol_factory=GuardedProtocol)
         self._manager.register_event("*", self._dispatch)
         self._started = False
+        self._watchdog: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._started = True
         self._manager.connect()
+        self._watchdog = asyncio.ensure_future(self._watch())
 
     async def stop(self) -> None:
         self._started = False
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         self.connected = False  # a deliberate stop is not a link failure
         self._fail_in_flight()
         self._manager.reconnect_timeout = 3600
         self._manager.close()
 
+    # --- liveness ------------------------------------------------------------------------------
+
+    def _tcp_connected(self, _manager: Manager) -> None:
+        self._connection += 1
+        connection = self._connection
+        asyncio.get_running_loop().call_later(self.login_timeout, self._login_overdue, connection)
+
+    def _login_overdue(self, connection: int) -> None:
+        if connection == self._connection and not self.connected and self._started:
+            log.error("AMI login not answered; connecting again", host=self.host, port=self.port,
+                      waited=self.login_timeout)
+            self._drop_transport()
+
+    async def _watch(self) -> None:
+        """Ping the switch; no answer within ``stall_after`` is a stall: say so, and reconnect."""
+        while self._started:
+            await asyncio.sleep(self.ping_every)
+            if not self.connected:
+                continue
+            try:
+                await asyncio.wait_for(self.send({"Action": "Ping"}), timeout=self.stall_after)
+            except (TimeoutError, AmiLinkDown, AmiBusy) as exc:
+                if not self.connected or not self._started:
+                    continue
+                self.stalled, self.stalls = True, self.stalls + 1
+                log.error("AMI link stalled: no answer to Ping; reconnecting", host=self.host,
+                          waited=self.stall_after, error=str(exc) or type(exc).__name__)
+                self._disconnected(self._manager, exc)  # up=False at once, in-flight actions failed
+                self._drop_transport()
+            except AmiActionFailed:
+                pass  # an answer, even an error, is a live switch
+
+    def _drop_transport(self) -> None:
+        protocol = getattr(self._manager, "protocol", None)
+        transport = getattr(protocol, "transport", None)
+        if transport is not None:
+            transport.close()
+
     # --- panoramisk callbacks -------------------------------------------------------------------
 
     def _logged_in(self, _manager: Manager) -> None:
         self.connected = True
+        self.stalled = False
         self.logins += 1
         self._manager.reconnect_timeout = self.reconnect_min
         log.info("ami logged in", host=self.host, port=self.port, logins=self.logins)

@@ -427,7 +427,8 @@ class Engine:
 
     def health(self) -> dict[str, Any]:
         status = "refused" if self.refusal else "ok" if self.link.connected else "degraded"
-        return {"status": status, "ami": "up" if self.link.connected else "down", "site": self.plan.site.id,
+        ami = "up" if self.link.connected else "stalled" if getattr(self.link, "stalled", False) else "down"
+        return {"status": status, "ami": ami, "site": self.plan.site.id,
                 "live_calls": len(self.tracker.calls), "resyncs": self.resyncs,
                 **({"refusal": self.refusal} if self.refusal else {})}
 

@@ -18,6 +18,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -142,6 +143,15 @@ class EmulatedSwitch:
         self.switch.restart()
         self.server._wake.set()
 
+    @contextlib.asynccontextmanager
+    async def stalled(self) -> AsyncIterator[None]:
+        """The switch stops answering AMI (TCP stays up) while the block runs."""
+        self.server.faults.stall_responses = True
+        try:
+            yield
+        finally:
+            self.server.faults.stall_responses = False
+
     async def unload_module(self, module: str) -> None:
         self.switch.modules.discard(module)
 
@@ -225,6 +235,17 @@ class RealSwitch:
 
     async def restart(self) -> None:
         await self.host.restart()
+
+    @contextlib.asynccontextmanager
+    async def stalled(self) -> AsyncIterator[None]:
+        """The whole Asterisk process frozen (SIGSTOP) while the block runs: sockets open, nothing
+        answered — what a switch stuck on a lock or swapping looks like from outside."""
+        assert self.host.process is not None
+        self.host.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.host.process.send_signal(signal.SIGCONT)
 
     async def unload_module(self, module: str) -> None:
         out = await self.host.cli(f"module unload {module}.so")

@@ -362,3 +362,21 @@ async def test_an_attended_transfer_from_the_desk_is_followed_through_its_helper
     await eventually(lambda: call.ended_at is not None, what="call ended")
     assert call.legs[-1].queue == "n2-mg" and call.legs[-1].ended_at is not None
     assert not site.engine.tracker.helpers
+
+
+async def test_a_switch_that_never_answers_login_is_left_and_tried_again(site: Site) -> None:
+    """TCP accepted, Login never answered (a switch half up): the engine must not wait forever on
+    that connection; it gives up after login_timeout and logs in once the switch answers."""
+    import asyncio
+
+    link = site.engine.link
+    link.login_timeout = 1.5
+    logins, resyncs = link.logins, site.engine.resyncs
+    site.server.faults.stall_responses = True
+    site.server.drop_all()
+    await eventually(lambda: not link.connected, what="link down")
+    await asyncio.sleep(4.0)  # at least two login deadlines pass unanswered
+    assert not link.connected and link.logins == logins and site.engine.health()["ami"] == "down"
+    site.server.faults.stall_responses = False
+    await eventually(lambda: link.connected and site.engine.resyncs > resyncs, timeout=10,
+                     what="logged in on a later connection")

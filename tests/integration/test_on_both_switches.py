@@ -343,3 +343,22 @@ async def test_a_desk_the_switch_no_longer_has_is_not_offered_calls_after_the_li
     await eventually(lambda: call.current_queue == "n1-arm" and call.state.value in ("waiting", "talking"),
                      what="back in N1")
     assert all(leg_.interface != amu for leg_ in call.legs) and not leg.dropped
+
+
+async def test_a_stalled_switch_is_seen_within_seconds_and_the_link_comes_back_by_itself(room: Room, switch) -> None:
+    """The switch keeps its TCP socket but answers nothing (emulator fault; a real Asterisk frozen
+    with SIGSTOP): /health must stop saying "up" within a few seconds, and once the switch
+    answers again the engine logs in again by itself and still holds the waiting caller."""
+    leg = room.call("15", "0670000021")
+    call = await room.tracked(leg)
+    await room.waiting_in(call, "n1-arm")
+    engine = room.engine
+    resyncs = engine.resyncs
+    async with switch.stalled():
+        await eventually(lambda: engine.health()["ami"] == "stalled", timeout=10, what="stall seen")
+        status, health = await room.get("/health")
+        assert status == 200 and health["status"] == "degraded" and health["ami"] == "stalled"
+    await eventually(lambda: engine.link.connected and engine.resyncs > resyncs, timeout=20,
+                     what="logged in again after the stall")
+    await room.waiting_in(call, "n1-arm")
+    assert engine.health()["ami"] == "up" and not leg.dropped
