@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from engine.ami import AmiActionFailed, AmiLink, AmiLinkDown, as_event
+from engine.ami import AmiActionFailed, AmiBusy, AmiLink, AmiLinkDown, UnsafeValue, as_event
 from engine.core.calls import Call, CallState, Transfer, VisitOutcome
 from engine.core.routing import (
     Move,
@@ -149,7 +149,14 @@ class Engine:
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        """Every background task's end is looked at: a failure is logged once, with its reason,
+        never left as "Task exception was never retrieved"."""
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("background task failed", error=repr(task.exception()))
 
     # --- events -------------------------------------------------------------------------------
 
@@ -301,7 +308,7 @@ class Engine:
             transfer.fallback_queue = target
         call.transfers.append(transfer)
         call.expected_move = (VisitOutcome.TRANSFERRED, target)
-        call.priority = priority
+        previous_priority, call.priority = call.priority, priority
         self.log.info("moving caller", call_id=call.call_id or call.uniqueid, source=move.source_queue,
                       target=target, wanted=wanted, mechanism=move.mechanism, by=by, reason=reason)
         try:
@@ -316,9 +323,11 @@ class Engine:
                 move = move.as_redirect()
                 transfer.mechanism = move.mechanism
                 await self._send_move(move)
-        except (AmiLinkDown, AmiActionFailed) as exc:
-            # The caller is still where it was (in a queue or with the agent): nothing is lost.
+        except (AmiLinkDown, AmiActionFailed, AmiBusy, UnsafeValue) as exc:
+            # Refused or failed before the switch moved anything: the caller is still where it was
+            # (in a queue or with the agent), and the record says so — no move, no new priority.
             call.expected_move = None
+            call.priority = previous_priority
             call.transfers.remove(transfer)
             self.log.warning("move failed, caller left in place", call_id=call.call_id or call.uniqueid,
                              error=str(exc))
@@ -347,7 +356,7 @@ class Engine:
         move = Move("redirect", call.channel, call.current_queue, fallback, self.plan.front_priority)
         try:
             await self._send_move(move)
-        except (AmiLinkDown, AmiActionFailed) as exc:
+        except (AmiLinkDown, AmiActionFailed, AmiBusy, UnsafeValue) as exc:
             self.log.error("fallback redirect failed; the dialplan fallback keeps the caller queued",
                            call_id=call.call_id or call.uniqueid, error=str(exc))
 

@@ -380,3 +380,26 @@ async def test_a_switch_that_never_answers_login_is_left_and_tried_again(site: S
     site.server.faults.stall_responses = False
     await eventually(lambda: link.connected and site.engine.resyncs > resyncs, timeout=10,
                      what="logged in on a later connection")
+
+
+@pytest.mark.parametrize("refusal", ["busy", "unsafe"])
+async def test_a_refused_move_leaves_the_record_as_it_was(site: Site, refusal: str) -> None:
+    """The AMI link refuses the move before anything is sent (too many actions waiting, or a
+    value it will not write): the call's record must not say "transferred" nor keep the new
+    priority — a caller who then hangs up is journaled as answered in N1, the truth."""
+    from engine.ami import AmiBusy, UnsafeValue
+
+    _, caller, call = await answered_in_n1(site)
+    priority = call.priority
+
+    async def refuse(actions):  # type: ignore[no-untyped-def]
+        raise AmiBusy("too many AMI actions waiting") if refusal == "busy" else UnsafeValue("Channel: refused")
+
+    site.engine.link.send_in_order = refuse
+    status, body = await site.post(f"/api/calls/{call.call_id}/qualify", {"level": "P1"})
+    assert status == (503 if refusal == "busy" else 422), body
+    assert (call.transfers, call.expected_move, call.priority) == ([], None, priority)
+    site.switch.request_hangup(caller, 16, soft=False)
+    await eventually(lambda: call.ended_at is not None, what="call ended")
+    assert [(v.queue, v.outcome) for v in call.visits] == [("n1-arm", VisitOutcome.ANSWERED)]
+    assert call.legs[0].end_reason == "caller"
