@@ -463,27 +463,33 @@ class Tracker:
                 self._varset({"Variable": name, "Value": value, "Uniqueid": uniqueid,
                               "Linkedid": call.linkedid, "Channel": call.channel}, now)
             entry = waiting.get(uniqueid)
+            bridged = entry is None and bool(channel.get("BridgeId"))
+            peers = [c for c in by_bridge.get(channel.get("BridgeId", ""), []) if c.get("Uniqueid") != uniqueid]
+            # When the desk answered, by the switch's own clock: its channel was made when the queue
+            # rang it (a ring time early, to the second). The best there is for an answer unseen.
+            answered_at = max(now - channel_age(peers[0]), call.started_at) if bridged and peers else now
             visit = call.current_visit
             if visit is not None and (entry is None or entry.get("Queue", queue) != visit.queue):
                 # It left that queue while we were away: answered if a desk is with it now, else
                 # moved on (the dialplan's fallback, a Redirect) to where the switch has it.
-                answered = entry is None and bool(channel.get("BridgeId"))
-                visit.left_at = now
-                visit.outcome = VisitOutcome.ANSWERED if answered else VisitOutcome.UNSEEN
-                visit.destination = "" if answered else entry.get("Queue", queue) if entry else ""
+                visit.left_at = max(answered_at, visit.joined_at) if bridged else now
+                visit.outcome = VisitOutcome.ANSWERED if bridged else VisitOutcome.UNSEEN
+                visit.destination = "" if bridged else entry.get("Queue", queue) if entry else ""
                 notices.append(Notice("queue-left", now, uniqueid, {
                     "queue": visit.queue, "outcome": visit.outcome.value, "wait": visit.wait,
                     "destination": visit.destination, "while": "link-down"}))
             if entry is not None and call.current_visit is None:
                 call.visits.append(_waiting_visit(entry, queue, call.priority, channel, now))
                 call.state = CallState.WAITING
-            elif entry is None and channel.get("BridgeId") and call.current_leg is None:
-                peers = [c for c in by_bridge.get(channel["BridgeId"], []) if c.get("Uniqueid") != uniqueid]
+            elif bridged and call.current_leg is None:
                 agent_channel = peers[0].get("Channel", "") if peers else ""
                 interface = _device(agent_channel)
                 agent = self.agents.get(interface)
+                if not call.visits:  # adopted while talking: it waited in this queue from its start
+                    call.visits.append(QueueVisit(queue=queue, joined_at=call.started_at, left_at=answered_at,
+                                                  outcome=VisitOutcome.ANSWERED, channel=call.channel))
                 call.legs.append(AgentLeg(queue=queue, interface=interface,
-                                          member_name=agent.name if agent else interface, connected_at=now,
+                                          member_name=agent.name if agent else interface, connected_at=answered_at,
                                           agent_channel=agent_channel))
                 call.state = CallState.TALKING
             if adopted:
