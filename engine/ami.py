@@ -223,7 +223,17 @@ class AmiLink:
         log.info("ami logged in", host=self.host, port=self.port, logins=self.logins)
         if self._on_login is not None:
             task = asyncio.ensure_future(self._on_login())
-            task.add_done_callback(_report_failure)
+            task.add_done_callback(self._after_login_done)
+
+    def _after_login_done(self, task: asyncio.Future[None]) -> None:
+        """A resync that failed leaves the engine blind: log it and log in again (with back-off)
+        rather than route on a picture of the switch that was never taken."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("after-login task failed; logging in again", error=repr(task.exception()))
+        if self.connected:
+            self._disconnected(self._manager, task.exception())
+            self._drop_transport()
 
     def _disconnected(self, _manager: Manager, exc: BaseException | None) -> None:
         was = self.connected
@@ -327,6 +337,3 @@ class AmiLink:
         return answer
 
 
-def _report_failure(task: asyncio.Future[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("after-login task failed", error=repr(task.exception()))

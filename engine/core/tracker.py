@@ -424,11 +424,12 @@ class Tracker:
         for uniqueid in list(self.calls):
             if uniqueid not in live:
                 call = self.calls[uniqueid]
+                visit, leg = call.current_visit, call.current_leg  # both read before either closes
                 call.state, call.ended_at = CallState.ENDED, now
-                if call.current_visit is not None:
-                    call.current_visit.left_at, call.current_visit.outcome = now, VisitOutcome.UNSEEN
-                if call.current_leg is not None:
-                    call.current_leg.ended_at, call.current_leg.end_reason = now, "unseen"
+                if visit is not None:
+                    visit.left_at, visit.outcome = now, VisitOutcome.UNSEEN
+                if leg is not None:
+                    leg.ended_at, leg.end_reason = now, "unseen"
                 self._forget(call)
                 notices.append(Notice("call-ended", now, uniqueid, {"cause": None, "while": "link-down"}))
         waiting = {e.get("Uniqueid", ""): e for e in entries}

@@ -85,6 +85,8 @@ class Session:
         self.includes: list[re.Pattern[str]] = []
         self.excludes: list[re.Pattern[str]] = []
         self.closed = False
+        #: Actions received while the switch is stalled, answered when it resumes.
+        self.pending: list[Message] = []
         info = writer.get_extra_info if writer is not None else (lambda _key: None)
         sock, peer = info("sockname"), info("peername")
         self.local = f"{sock[0]}/{sock[1]}" if sock else "127.0.0.1/5038"
@@ -121,6 +123,7 @@ class AmiServer:
         self.faults = Faults()
         self._server: asyncio.base_events.Server | None = None
         self._driver: asyncio.Task[None] | None = None
+        self._resumer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         switch.listeners.append(self._broadcast)
         self.port = 0
@@ -161,6 +164,28 @@ class AmiServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
+    def _answer(self, session: Session, message: Message) -> None:
+        try:
+            self._handle(session, message)
+        except Exception:  # the emulator must never die on one bad request
+            log.exception("action failed", action=message.get("Action"))
+            self._error(session, message, "Internal error")
+        self.sw.scheduler.run_due()
+
+    def _resume_later(self) -> None:
+        if self._resumer is None or self._resumer.done():
+            self._resumer = asyncio.ensure_future(self._resume())
+
+    async def _resume(self) -> None:
+        """Once the stall ends, the actions held meanwhile are answered, in the order they came."""
+        while any(s.pending for s in self.sessions):
+            await asyncio.sleep(0.05)
+            if self.faults.stall_responses:
+                continue
+            for session in list(self.sessions):
+                while session.pending and not session.closed:
+                    self._answer(session, session.pending.pop(0))
+
     def drop_all(self) -> None:
         """Fault injection: every AMI connection is cut."""
         for session in list(self.sessions):
@@ -196,16 +221,15 @@ class AmiServer:
                     log.warning("oversized AMI message, closing the connection", user=session.username)
                     break
                 for message in messages:
-                    if self.faults.stall_responses:
+                    if self.faults.stall_responses or session.pending:
+                        # A stalled Asterisk (stuck, or frozen by SIGSTOP) answers late, never not
+                        # at all: the kernel keeps what was sent. Held here, answered in order after.
+                        session.pending.append(message)
+                        self._resume_later()
                         continue
-                    try:
-                        self._handle(session, message)
-                    except Exception:  # the emulator must never die on one bad request
-                        log.exception("action failed", action=message.get("Action"))
-                        self._error(session, message, "Internal error")
+                    self._answer(session, message)
                     if session.closed:
                         break
-                    self.sw.scheduler.run_due()
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass

@@ -150,3 +150,19 @@ def test_a_resync_closes_a_wait_that_was_answered_while_away_and_drops_desks_the
     call = tracker.calls["300.1"]
     assert [(v.queue, v.outcome, v.left_at) for v in call.visits] == [("n1-arm", VisitOutcome.ANSWERED, 1000.0)]
     assert call.state == CallState.TALKING and call.current_leg.interface == "PJSIP/1001"
+
+
+def test_a_talking_call_gone_while_away_is_closed_leg_and_all() -> None:
+    """Found by the chaos test: closing the leg of a talking call that vanished during an outage
+    used to raise, and the whole resync with it — the engine then routed blind."""
+    tracker = Tracker()
+    caller = {"Channel": "PJSIP/operator-00000001", "Uniqueid": "400.1", "Linkedid": "400.1",
+              "Application": "Queue", "ApplicationData": "n1-arm,t", "BridgeId": "b1", "Duration": "00:00:12"}
+    desk = {"Channel": "PJSIP/1001-00000002", "Uniqueid": "400.2", "Linkedid": "400.1", "Application": "AppQueue",
+            "BridgeId": "b1", "Duration": "00:00:07"}
+    tracker.resync([caller, desk], [], {}, 1000.0)
+    call = tracker.calls["400.1"]
+    assert (call.started_at, call.legs[0].connected_at, call.visits[0].wait) == (988.0, 993.0, 5.0)
+    notices = tracker.resync([], [], {}, 1010.0)
+    assert [n.kind for n in notices] == ["call-ended"] and call.legs[0].end_reason == "unseen"
+    assert call.legs[0].ended_at == 1010.0 and call.state == CallState.ENDED
