@@ -25,6 +25,9 @@ class VisitOutcome(StrEnum):
     #: The call ended, or left this queue, while the engine could not see the switch (link down,
     #: engine restarting): how is unknown, so it counts neither as answered nor as abandoned.
     UNSEEN = "ended-while-away"
+    #: The switch itself hung the caller up as it shut down or restarted (SoftHangupRequest with
+    #: the shutdown cause): not the caller giving up, so never an abandon.
+    CUT = "cut-by-switch"
 
 
 class CallState(StrEnum):

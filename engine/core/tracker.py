@@ -80,6 +80,8 @@ class Tracker:
         #: Uniqueid -> when its Hangup was seen, for every channel (known or not), so a resync whose
         #: snapshot was taken before a hangup does not bring the call back as a ghost.
         self.hung_up: dict[str, float] = {}
+        #: Callers the switch is hanging up as it shuts down (SoftHangupRequest Cause 4).
+        self._cut: set[str] = set()
         self._handlers = {
             "VarSet": self._varset,
             "QueueCallerJoin": self._join,
@@ -89,6 +91,7 @@ class Tracker:
             "AgentConnect": self._connect,
             "AgentComplete": self._complete,
             "Hangup": self._hangup,
+            "SoftHangupRequest": self._soft_hangup,
             "QueueMemberAdded": self._member,
             "QueueMember": self._member,
             "QueueMemberRemoved": self._member_removed,
@@ -260,6 +263,8 @@ class Tracker:
                 visit.outcome, visit.destination = VisitOutcome.TRANSFERRED, info.removeprefix("q-")
         elif call.expected_move is not None:
             visit.outcome, visit.destination = call.expected_move
+        elif exit_.abandon and call.uniqueid in self._cut:
+            visit.outcome = VisitOutcome.CUT
         elif exit_.abandon:
             visit.outcome = VisitOutcome.REDIRECTED if exit_.moved else VisitOutcome.ABANDONED
         elif call.answering:
@@ -328,11 +333,22 @@ class Tracker:
             notices.append(self._close_leg(call, call.current_leg, now, "caller"))
         visit = call.current_visit
         if visit is not None:
-            visit.left_at, visit.outcome = now, VisitOutcome.ABANDONED
+            visit.left_at = now
+            visit.outcome = VisitOutcome.CUT if uniqueid in self._cut else VisitOutcome.ABANDONED
+        self._cut.discard(uniqueid)
         call.state, call.ended_at, call.hangup_cause = CallState.ENDED, now, _int(event.get("Cause"), 0)
         self._forget(call)
         notices.append(Notice("call-ended", now, uniqueid, {"cause": call.hangup_cause}))
         return notices
+
+    def _soft_hangup(self, event: Event, now: float) -> list[Notice]:
+        """Cause 4 is Asterisk's AST_SOFTHANGUP_SHUTDOWN: seen on every channel when it stops or
+        restarts (observed on Asterisk 22: SoftHangupRequest Cause 4, then the queue's abandon and
+        leave, then Hangup Cause 0)."""
+        call = self._tracked(event)
+        if call is not None and event.get("Cause") == "4":
+            self._cut.add(call.uniqueid)
+        return []
 
     def _agent_channel_gone(self, event: Event, now: float) -> list[Notice]:
         owner = self.by_linkedid.get(event.get("Linkedid", ""))

@@ -1293,13 +1293,18 @@ class Softswitch(AttendedTransfers):
         return self.blind_transfer(desk, context, number) or None
 
     def restart(self) -> None:
-        """Fault injection: every channel is hung up, queues empty; AstDB survives as in Asterisk."""
-        for ch in list(self.channels.values()):
-            self.destroy(ch, 16)
+        """Fault injection, as Asterisk 22 restarts: every channel gets SoftHangupRequest Cause 4
+        (shutdown) and is hung up with cause 0, ``Shutdown`` is sent, queues empty; AstDB
+        survives, and with it the dynamic members (``persistentmembers = yes`` in the rendered
+        queues.conf, stored under Queue/PersistentMembers)."""
+        channels = list(self.channels.values())
+        for ch in channels:
+            self.emit("SoftHangupRequest", [*ch.snapshot(), ("Cause", 4)])
+        for ch in channels:
+            self.destroy(ch, 0)
+        self.emit("Shutdown", [("Shutdown", "Cleanly"), ("Restart", "True")], "system")
         for q in self.queues.queues.values():
             q.callers.clear()
-            for interface in [i for i, m in q.members.items() if m.dynamic]:
-                del q.members[interface]
         self.queues.sessions.clear()
         self.started = self.reloaded = self.now()
         self.emit("FullyBooted", [("Uptime", 0), ("LastReload", 0), ("Status", "Fully Booted")], "system")

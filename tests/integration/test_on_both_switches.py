@@ -367,3 +367,27 @@ async def test_a_stalled_switch_is_seen_within_seconds_and_the_link_comes_back_b
                      what="logged in again after the stall")
     await room.waiting_in(call, "n1-arm")
     assert engine.health()["ami"] == "up" and not leg.dropped
+
+
+async def test_a_switch_restart_cuts_the_calls_not_counted_as_abandons_and_keeps_the_desks(room: Room, switch) -> None:
+    """Asterisk restarting hangs every caller up itself (SoftHangupRequest Cause 4, seen on a real
+    Asterisk 22): those calls are closed "cut-by-switch", not abandons; the desks, persistent
+    members, are still logged in afterwards and take the next call."""
+    n1 = await room.desk("1001", ["n1-arm"], "arm-n1")
+    assert (await room.post("/api/agents/pause", {"interface": n1, "reason": "brief"}))[0] == 200
+    leg = room.call("15", "0670000031")
+    call = await room.tracked(leg)
+    await room.waiting_in(call, "n1-arm")
+    resyncs = room.engine.resyncs
+    await switch.restart()
+    await eventually(lambda: call.ended_at is not None, timeout=15, what="the call closed")
+    assert [(v.queue, v.outcome.value) for v in call.visits] == [("n1-arm", "cut-by-switch")]
+    await eventually(lambda: room.engine.link.connected and room.engine.resyncs > resyncs, timeout=30,
+                     what="engine back on the restarted switch")
+    await eventually(lambda: n1 in room.engine.tracker.agents, timeout=10, what="the desk still logged in")
+    assert (await room.post("/api/agents/resume", {"interface": n1}))[0] == 200
+    await switch.desk("1001", 0.2)  # the phone registers again, as a desk phone does when its switch restarts
+    after = room.call("15", "0670000032")
+    next_call = await room.tracked(after)
+    await room.talking_in(next_call, "n1-arm", timeout=15)
+    assert next_call.current_leg.interface == n1
