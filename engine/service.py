@@ -300,7 +300,7 @@ class Engine:
     async def _move(self, call: Call, wanted: str, priority: int, *, by: str, reason: str) -> dict[str, Any]:
         target = answering_queue(self.plan, wanted, self.tracker.logged_in)
         if target != wanted:
-            priority = self.plan.front_priority  # a substitute queue takes the caller at its front
+            priority = self.plan.front_priority_for(call.line)  # a substitute queue takes it at its band's front
         move = plan_move(call, target, priority)
         transfer = Transfer(at=self.clock(), source_queue=move.source_queue, target_queue=target,
                             requested_by=by, reason=reason, mechanism=move.mechanism)
@@ -353,7 +353,7 @@ class Engine:
         transfer.fallback_queue = fallback
         self.log.warning("transfer not confirmed, sending caller to the front of a queue",
                          call_id=call.call_id or call.uniqueid, target=transfer.target_queue, fallback=fallback)
-        move = Move("redirect", call.channel, call.current_queue, fallback, self.plan.front_priority)
+        move = Move("redirect", call.channel, call.current_queue, fallback, self.plan.front_priority_for(call.line))
         try:
             await self._send_move(move)
         except (AmiLinkDown, AmiActionFailed, AmiBusy, UnsafeValue) as exc:

@@ -34,6 +34,8 @@ VAR_CALL_ID = "SAS_CALL_ID"
 VAR_CALLER_NUM = "SAS_CALLER_NUM"
 VAR_GEOLOC = "SAS_GEOLOC"
 VAR_PRIO = "SAS_PRIO"
+#: The priority that puts this caller at the front of a queue within its band (urgent or care).
+VAR_FRONT = "SAS_FRONT"
 VAR_ENTRY_QUEUE = "SAS_ENTRY_QUEUE"
 VAR_QUEUE = "SAS_QUEUE"
 VAR_INBOUND = "SAS_INBOUND"

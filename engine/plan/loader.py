@@ -20,7 +20,9 @@ import holidays
 from pydantic import BaseModel, ValidationError
 
 from engine.plan.model import (
+    CARE_KINDS,
     DESK_KEY_PATTERN,
+    EMERGENCY_KINDS,
     ID_PATTERN,
     Desk,
     DeskSpec,
@@ -499,6 +501,7 @@ def _cross_check(
             c.error(("queues", name, "role"), "a specialist queue needs 'specialty' (psychiatry, paediatrics, ...)")
     if site is not None and site.id in partners:
         c.error(("partners", site.id), f"'{site.id}' is this site itself; a partner must be another SAS", key=True)
+    _check_emergency_first(c, lines)
     for name, partner in partners.items():
         if not partner.match and not _is_address(partner.host):
             c.error(("partners", name), f"partner '{name}' needs 'match': the IP addresses its calls come from "
@@ -571,6 +574,21 @@ def _is_address(host: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _check_emergency_first(c: _Collector, lines: dict[str, LineSpec]) -> None:
+    """A non-urgent caller, even sent back to the front of a queue, must wait behind every
+    emergency: care lines' priorities (+1 for their front) stay below every emergency line's."""
+    urgent = {name: line.priority for name, line in lines.items() if line.kind in EMERGENCY_KINDS}
+    if not urgent:
+        return
+    lowest_name = min(urgent, key=lambda name: urgent[name])
+    for name, line in lines.items():
+        if line.kind in CARE_KINDS and line.priority + 1 >= urgent[lowest_name]:
+            c.error(("lines", name, "priority"),
+                    f"priority {line.priority} of {line.kind} line {_shown(name)} must stay at least 2 below the "
+                    f"emergency line {_shown(lowest_name)} ({urgent[lowest_name]}): a non-urgent caller sent back "
+                    "to the front of a queue must still wait behind every emergency")
 
 
 def _check_members(c: _Collector, queues: dict[str, QueueSpec], desks: dict[str, Desk]) -> None:

@@ -60,6 +60,12 @@ class LineKind(StrEnum):
     PARTNER = "partner"
 
 
+#: Non-urgent lines: their callers, even coming back to the front, wait behind emergencies.
+CARE_KINDS = frozenset({LineKind.CARE, LineKind.LOCAL})
+#: Lines whose callers are emergencies by nature (the 15 and the rescue partners' direct lines).
+EMERGENCY_KINDS = frozenset({LineKind.EMERGENCY, LineKind.SIS, LineKind.ATSU})
+
+
 class Priority(StrEnum):
     P0 = "P0"
     P1 = "P1"
@@ -346,8 +352,22 @@ class Plan:
 
     @property
     def front_priority(self) -> int:
-        """Priority that puts a caller ahead of every line's callers (failed transfer / overflow)."""
+        """Priority that puts an urgent caller ahead of every line's callers (a failed transfer or
+        overflow of a 15, SIS, ATSU or partner call comes back here)."""
         return max([line.priority for line in self.lines.values()] + [0]) + 10
+
+    @property
+    def care_front_priority(self) -> int:
+        """Where a returning non-urgent caller (116 117, local numbers) goes: ahead of the other
+        non-urgent callers, never ahead of an emergency (the loader keeps this below every
+        emergency line's priority)."""
+        return max([line.priority for line in self.lines.values() if line.kind in CARE_KINDS] + [0]) + 1
+
+    def front_priority_for(self, line_id: str) -> int:
+        """The front of the queue for a caller of ``line_id``: its band's front. An unknown line
+        is taken as urgent (a caller is never put behind by a doubt)."""
+        line = self.lines.get(line_id)
+        return self.care_front_priority if line is not None and line.kind in CARE_KINDS else self.front_priority
 
     def queues_with_role(self, role: Role) -> list[str]:
         return [name for name, spec in self.queues.items() if spec.role == role]

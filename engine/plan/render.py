@@ -60,6 +60,7 @@ def _tag_common(x: _Ext, plan: Plan, line_id: str, line: LineSpec) -> None:
     x(f"Set(__{C.VAR_DIALED}=${{EXTEN}})")
     x(f"Set(__{C.VAR_ENTRY_QUEUE}={line.queue})")
     x(f"Set(__{C.VAR_PRIO}={line.priority})")
+    x(f"Set(__{C.VAR_FRONT}={plan.front_priority_for(line_id)})")
 
 
 def _repeat_caller(x: _Ext, plan: Plan) -> None:
@@ -125,13 +126,18 @@ def _queue_entry(out: list[str], plan: Plan, name: str, queue: QueueSpec) -> Non
     x('GotoIf($["${QUEUESTATUS}" = "WITHDRAW"]?withdrawn)')
     target = (queue.fallback.queue if queue.fallback else None) or name
     x(f"NoOp(no pick-up in {name} - ${{QUEUESTATUS}} - caller goes to the front of {target})")
-    x(f"Set(__{C.VAR_PRIO}={plan.front_priority})")
+    x(f"Set(__{C.VAR_PRIO}={_front(plan)})")
     x(f"Goto({C.CTX_QUEUE},{target},1)")
     x(f"GotoIf(${{DIALPLAN_EXISTS({C.CTX_ROUTE},${{QUEUE_WITHDRAW_INFO}},1)}}"
       f"?{C.CTX_ROUTE},${{QUEUE_WITHDRAW_INFO}},1)", label="withdrawn")
     x(f"NoOp(unknown withdraw destination ${{QUEUE_WITHDRAW_INFO}} - back to the front of {name})")
-    x(f"Set(__{C.VAR_PRIO}={plan.front_priority})")
+    x(f"Set(__{C.VAR_PRIO}={_front(plan)})")
     x(f"Goto({C.CTX_QUEUE},{name},1)")
+
+
+def _front(plan: Plan) -> str:
+    """The caller's band front (set at its line's entry), the urgent front if it has none."""
+    return f'${{IF($["${{{C.VAR_FRONT}}}" = ""]?{plan.front_priority}:${{{C.VAR_FRONT}}})}}'
 
 
 def _back_to_queue() -> str:
@@ -176,7 +182,7 @@ def render_extensions(plan: Plan) -> str:
         x(f"Goto({C.CTX_OVERFLOW_OUT},{partner},1)")
     x = _Ext(out, "i")
     x("NoOp(unknown route - back to the front of the queue of the caller)")
-    x(f"Set(__{C.VAR_PRIO}={plan.front_priority})")
+    x(f"Set(__{C.VAR_PRIO}={_front(plan)})")
     x(_back_to_queue())
     out.append("")
 
@@ -206,7 +212,7 @@ def render_extensions(plan: Plan) -> str:
         x(f"Dial(PJSIP/{partner.overflow_number}@{name},{partner.ring_timeout},b({C.CTX_TRUNK_HEADERS}^s^1))")
         x(f"NoOp({name} did not take the call - ${{DIALSTATUS}})")
         x(f"Set(__{C.VAR_OVERFLOWED_TO}=)")
-        x(f"Set(__{C.VAR_PRIO}={plan.front_priority})")
+        x(f"Set(__{C.VAR_PRIO}={_front(plan)})")
         x(_back_to_queue())
     out.append("")
 
@@ -219,7 +225,7 @@ def render_extensions(plan: Plan) -> str:
         x(f"Dial(PJSIP/${{{C.VAR_DIALED}}}@{name},{partner.ring_timeout},b({C.CTX_TRUNK_HEADERS}^s^1))")
         x(f"NoOp({name} did not take the call - ${{DIALSTATUS}})")
         x(f"Set(__{C.VAR_SWITCHED_TO}=)")
-        x(f"Set(__{C.VAR_PRIO}={plan.front_priority})")
+        x(f"Set(__{C.VAR_PRIO}={_front(plan)})")
         x(f"Goto({C.CTX_QUEUE},${{{C.VAR_ENTRY_QUEUE}}},1)")
     out.append("")
 

@@ -391,3 +391,26 @@ async def test_a_switch_restart_cuts_the_calls_not_counted_as_abandons_and_keeps
     next_call = await room.tracked(after)
     await room.talking_in(next_call, "n1-arm", timeout=15)
     assert next_call.current_leg.interface == n1
+
+
+async def test_a_returning_116117_caller_never_goes_ahead_of_a_waiting_15(room: Room) -> None:
+    """The night switch-over of the 116 117 to a partner that cannot answer: the caller comes back
+    to the front — of the non-urgent callers only. The 15 caller who waited first is served first."""
+    status, body = await room.post("/api/overflow/n1-arm", {"enabled": False, "reason": "test des priorités"},
+                                   token="super-token")
+    assert status == 200, body
+    emergency = room.call("15", "0675000001")
+    first = await room.tracked(emergency)
+    await room.waiting_in(first, "n1-arm")
+    status, body = await room.post("/api/switchovers", {"line": "116117", "partner": "sas-38", "share": 100,
+                                                        "reason": "nuit"}, token="super-token")
+    assert status == 200, body
+    care = room.call("116117", "0675000002")
+    second = await room.tracked(care)
+    await eventually(lambda: len(room.switch.queue_callers("n1-arm")) == 2, timeout=20,
+                     what="the 116 117 caller back from the partner")
+    assert room.switch.queue_callers("n1-arm") == [("0675000001", 5), ("0675000002", room.plan.care_front_priority)]
+    assert room.plan.care_front_priority == 4
+    await room.desk("1001", ["n1-arm"], "arm-n1")
+    await room.talking_in(first, "n1-arm", timeout=15)  # the 15 first
+    assert second.current_leg is None and not emergency.dropped and not care.dropped

@@ -106,7 +106,8 @@ def test_queue_timeout_falls_back_to_the_plan_queue_at_the_front(rhone) -> None:
     ch = sw.inbound_call(C.OPERATOR_ENDPOINT, "116117", caller_num="0611223344")
     sw.scheduler.advance(plan.queues["n1-arm"].fallback.after + 5)
     assert [q for q, _ in joins(events)] == ["n1-arm", "n2-amu"]
-    assert waiting(sw, "n2-amu") == [(ch.name, plan.front_priority)]
+    # A 116 117 caller: the front of the non-urgent callers, never ahead of AMU's emergencies.
+    assert waiting(sw, "n2-amu") == [(ch.name, plan.care_front_priority)]
     assert not ch.hungup
 
 

@@ -258,3 +258,12 @@ def test_a_desk_declared_twice_is_refused() -> None:
     text = BASE + 'desks:\n  "1001-1010": {template: phone}\n  "1010": {template: webrtc}\n'
     (line, _, message), = errors_of(text)
     assert line == line_of(text, '"1010":') and message == "desk 1010 is declared twice"
+
+
+def test_a_non_urgent_line_may_not_be_raised_to_the_level_of_an_emergency_line() -> None:
+    text = BASE.replace('"116117": {kind: care, numbers: ["116117"], queue: n1-arm, priority: 3}',
+                        '"116117": {kind: care, numbers: ["116117"], queue: n1-arm, priority: 4}')
+    (line, _column, message), = errors_of(text)
+    assert line == line_of(text, '"116117": {kind: care')
+    assert message == ("priority 4 of care line '116117' must stay at least 2 below the emergency line '15' (5): "
+                       "a non-urgent caller sent back to the front of a queue must still wait behind every emergency")
