@@ -73,7 +73,8 @@ class EngineProcess:
         self.env = {**os.environ, "SAS_AMI_SECRET": switch.ami_secret, "SAS_API_TOKENS": f"{ADMIN}:chaos:admin"}
         self.log = (workdir / "engine.log").open("a", encoding="utf-8")
         self.process: subprocess.Popen[bytes] | None = None
-        self.down: list[tuple[float, float]] = []  # when no engine was running (kill -> start)
+        #: When the engine could not see the switch: killed (until started again) or stalled.
+        self.down: list[tuple[float, float]] = []
         self.base = f"http://127.0.0.1:{self.http}"
 
     def start(self) -> None:
@@ -189,8 +190,10 @@ async def test_chaos_the_journal_and_qs30_stay_true(switch: Any, tmp_path: Path)
             await asyncio.sleep(3)
             engine.start()
             await asyncio.sleep(8)
+            blind = time.time()
             async with switch.stalled():  # the engine's watchdog sees it, drops and logs in again
                 await asyncio.sleep(7)
+            engine.down.append((blind, time.time()))  # the engine is blind then: it learns by resync
             await asyncio.sleep(6)
             engine.kill()
             await asyncio.sleep(2)
@@ -198,14 +201,14 @@ async def test_chaos_the_journal_and_qs30_stay_true(switch: Any, tmp_path: Path)
 
         tasks = [asyncio.ensure_future(faults())]
         n = 0
-        for second in range(36):  # a call every three seconds, every fourth qualified P1
+        for second in range(30):  # a call every three seconds, every fourth qualified P1
             if second % 3 == 0:
                 n += 1
                 tasks.append(asyncio.ensure_future(caller(n, talk=TALK, qualify=n % 4 == 0)))
             await asyncio.sleep(1.0)
         await asyncio.gather(*tasks)
         await engine_up(http, engine)
-        pause = asyncio.ensure_future(paused(36.0))
+        pause = asyncio.ensure_future(paused(34.0))
         await asyncio.sleep(1.0)
         burst = [asyncio.ensure_future(caller(100 + k, talk=1.0)) for k in range(5)]
         burst += [asyncio.ensure_future(caller(200 + k, talk=1.0, abandon_after=10.0)) for k in range(2)]

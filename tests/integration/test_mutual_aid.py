@@ -323,7 +323,7 @@ async def test_a_30_percent_share_sends_about_30_percent_of_new_calls(start_pair
     share = len(switched) / total
     # Binomial, n=300, p=0.3: sd 2.6 points; 3 sd either side.
     assert 0.22 <= share <= 0.38, f"{share:.1%} of {total} calls switched over"
-    await eventually(lambda: b.engine.mutual_aid.inbound[("sas-69", "switchover")] == len(switched), timeout=15,
+    await eventually(lambda: b.engine.mutual_aid.inbound[("sas-69", "switchover")] == len(switched), timeout=45,
                      what="the Isère counts what it received")
     assert not any(c.hungup for c in callers)
 
