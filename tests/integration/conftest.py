@@ -28,3 +28,14 @@ async def switch(request: pytest.FixtureRequest):
         await real.open_trunk()
         yield real
         await real.reset()
+
+
+#: Lines the chaos test wants in CI's output whatever the outcome (its figures are the evidence).
+CHAOS_FIGURES: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if CHAOS_FIGURES:
+        terminalreporter.section("chaos figures")
+        for line in CHAOS_FIGURES:
+            terminalreporter.write_line(line)

@@ -24,6 +24,7 @@ from panoramisk import Manager
 
 from simulator.live import eventually
 from simulator.real_asterisk import free_port
+from tests.integration.conftest import CHAOS_FIGURES
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "sas-router"
@@ -252,8 +253,10 @@ async def test_chaos_the_journal_and_qs30_stay_true(switch: Any, tmp_path: Path)
     truth_qs30 = sum(1 for u in answered if (truth.wait(u) or 0) < 30) / len(answered)
     journal_answered = [r for r in rows.values() if r[2] is not None]
     journal_qs30 = sum(1 for r in journal_answered if r[3] is not None and r[3] < 30) / len(journal_answered)
-    print(f"\nchaos on {switch.name}: {len(callers)} calls, {len(answered)} answered, "
-          f"{len(callers) - len(answered)} abandoned, 2 kill -9, 1 stall; QS30 truth {truth_qs30:.1%}, "
-          f"journal {journal_qs30:.1%}; {elapsed:.0f} s")
+    figures = (f"chaos on {switch.name}: {len(callers)} calls, {len(answered)} answered, "
+               f"{len(callers) - len(answered)} abandoned, 2 kill -9, 1 stall, 0 dropped; QS30 truth "
+               f"{truth_qs30:.1%}, journal {journal_qs30:.1%}; {elapsed:.0f} s")
+    CHAOS_FIGURES.append(figures)
+    print(figures)
     assert journal_qs30 == truth_qs30 and 0 < truth_qs30 < 1
     assert len(journal_answered) <= len(rows)
