@@ -11,8 +11,9 @@
 * **Reconnect with back-off**, and a callback after every login so the engine resynchronises.
 * **Cannot hang or lie.** A switch that accepts TCP but never answers ``Login`` is left after
   ``login_timeout`` and tried again; once logged in, a ``Ping`` every ``ping_every`` seconds must
-  be answered within ``stall_after``, else the link is declared stalled (``/health`` and
-  ``sas_ami_up`` say so at once) and re-established.
+  be answered within ``stall_after`` — or the switch heard from otherwise (an answer, an event)
+  — else the link is declared stalled (``/health`` and ``sas_ami_up`` say so at once) and
+  re-established. A switch busy with a surge still talks, so it is slow, not stalled.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ class AmiLink:
                  on_down: Callable[[], None] | None = None,
                  action_timeout: float = 5.0, max_in_flight: int = 256,
                  reconnect_min: int = 1, reconnect_max: int = 30, ping_every: float = 2.0,
-                 stall_after: float = 4.0, login_timeout: float = 10.0) -> None:
+                 stall_after: float = 5.0, login_timeout: float = 10.0) -> None:
         self.host, self.port = host, port
         self._on_event, self._on_login, self._on_down = on_event, on_login, on_down
         self.action_timeout = action_timeout
@@ -150,6 +151,8 @@ class AmiLink:
         self.ping_every, self.stall_after, self.login_timeout = ping_every, stall_after, login_timeout
         #: Set when the switch stopped answering pings; cleared at the next login.
         self.stalled = False
+        #: When the switch was last heard (an answer or an event, monotonic): one that talks is alive.
+        self.last_answer = time.monotonic()
         self.stalls = 0
         self._connection = 0  # which TCP connection a login deadline belongs to
         # panoramisk's own pinger only writes Ping and never looks at the answer: ours does.
@@ -194,11 +197,22 @@ class AmiLink:
             await asyncio.sleep(self.ping_every)
             if not self.connected:
                 continue
+            ping = asyncio.ensure_future(self.send({"Action": "Ping"}))
+            ping.add_done_callback(lambda task: task.cancelled() or task.exception())  # looked at below
             try:
-                await asyncio.wait_for(self.send({"Action": "Ping"}), timeout=self.stall_after)
+                await asyncio.wait_for(asyncio.shield(ping), timeout=self.stall_after)
             except (TimeoutError, AmiLinkDown, AmiBusy) as exc:
                 if not self.connected or not self._started:
+                    ping.cancel()
                     continue
+                # Our own loop may have been the slow one (a timer fires late after a long step):
+                # let the reader take what the socket already holds before judging the switch.
+                await asyncio.sleep(0.2)
+                answered = ping.done() and not ping.cancelled() and not isinstance(
+                    ping.exception(), (AmiLinkDown, AmiBusy))
+                if answered or time.monotonic() - self.last_answer < self.stall_after:
+                    continue  # busy, not stalled: it answered within the bound
+                ping.cancel()
                 self.stalled, self.stalls = True, self.stalls + 1
                 log.error("AMI link stalled: no answer to Ping; reconnecting", host=self.host,
                           waited=self.stall_after, error=str(exc) or type(exc).__name__)
@@ -218,6 +232,7 @@ class AmiLink:
     def _logged_in(self, _manager: Manager) -> None:
         self.connected = True
         self.stalled = False
+        self.last_answer = time.monotonic()  # the Login was answered
         self.logins += 1
         self._manager.reconnect_timeout = self.reconnect_min
         log.info("ami logged in", host=self.host, port=self.port, logins=self.logins)
@@ -264,6 +279,7 @@ class AmiLink:
         self._in_flight.clear()
 
     def _dispatch(self, _manager: Manager, message: Mapping[str, Any]) -> None:
+        self.last_answer = time.monotonic()  # a switch that talks is alive, however slow its answers
         try:
             self._on_event(as_event(message))
         except Exception:  # one bad event must not stop the stream
@@ -326,6 +342,7 @@ class AmiLink:
         finally:
             self._in_flight.discard(future)
         elapsed = time.perf_counter() - started
+        self.last_answer = time.monotonic()
         self.latencies.append(elapsed)
         self.latency_sum += elapsed
         self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, elapsed)] += 1

@@ -85,8 +85,10 @@ class Session:
         self.includes: list[re.Pattern[str]] = []
         self.excludes: list[re.Pattern[str]] = []
         self.closed = False
-        #: Actions received while the switch is stalled, answered when it resumes.
+        #: Actions received while the switch is stalled, answered when it resumes, and the events
+        #: it published meanwhile, written then.
         self.pending: list[Message] = []
+        self.stalled_events: list[list[tuple[str, object]]] = []
         info = writer.get_extra_info if writer is not None else (lambda _key: None)
         sock, peer = info("sockname"), info("peername")
         self.local = f"{sock[0]}/{sock[1]}" if sock else "127.0.0.1/5038"
@@ -177,12 +179,18 @@ class AmiServer:
             self._resumer = asyncio.ensure_future(self._resume())
 
     async def _resume(self) -> None:
-        """Once the stall ends, the actions held meanwhile are answered, in the order they came."""
-        while any(s.pending for s in self.sessions):
+        """Once the stall ends, the events held meanwhile are written and the actions held are
+        answered, each in the order they came."""
+        while any(s.pending or s.stalled_events for s in self.sessions):
             await asyncio.sleep(0.05)
             if self.faults.stall_responses:
                 continue
             for session in list(self.sessions):
+                held, session.stalled_events = session.stalled_events, []
+                for pairs in held:
+                    if not session.closed:
+                        session.send(pairs)
+                        self.events_sent += 1
                 while session.pending and not session.closed:
                     self._answer(session, session.pending.pop(0))
 
@@ -201,6 +209,11 @@ class AmiServer:
         pairs = event.pairs()
         for session in list(self.sessions):
             if session.wants(event):
+                if self.faults.stall_responses or session.stalled_events:
+                    # A stuck manager writes nothing to its sessions, events included: they wait.
+                    session.stalled_events.append(pairs)
+                    self._resume_later()
+                    continue
                 session.send(pairs)
                 self.events_sent += 1
 
