@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
+from typing import NoReturn
 
 import typer
 
@@ -43,30 +44,28 @@ def plan_render(
     out: Path = typer.Option(..., "--out", help="Directory for the Asterisk files."),
 ) -> None:
     """Render the Asterisk configuration (extensions, queues, manager, pjsip) for one plan."""
-    try:
-        plan = load_plan(file)
-    except PlanError as exc:
-        for diagnostic in exc.diagnostics:
-            typer.echo(str(diagnostic), err=True)
-        typer.echo(f"{file}: refused; nothing was written to {out}", err=True)
-        raise typer.Exit(code=1) from None
+    plan = _load_or_exit(file, f"nothing was written to {out}")
     try:
         paths = write_rendered(plan, out)
     except RenderRefused as exc:
-        typer.echo(f"{exc}\n{file}: refused; nothing was written to {out}", err=True)
-        raise typer.Exit(code=1) from None
+        _refuse(file, [str(exc)], f"nothing was written to {out}")
     for path in paths:
         typer.echo(f"wrote {path}")
 
 
-def _load_or_exit(file: Path) -> Plan:
+def _load_or_exit(file: Path, consequence: str = "") -> Plan:
     try:
         return load_plan(file)
     except PlanError as exc:
-        for diagnostic in exc.diagnostics:
-            typer.echo(str(diagnostic), err=True)
-        typer.echo(f"{file}: refused", err=True)
-        raise typer.Exit(code=1) from None
+        _refuse(file, [str(d) for d in exc.diagnostics], consequence)
+
+
+def _refuse(file: Path, problems: list[str], consequence: str) -> NoReturn:
+    """Every problem on its own line, then what was not done; exit code 1."""
+    for problem in problems:
+        typer.echo(problem, err=True)
+    typer.echo(f"{file}: refused" + (f"; {consequence}" if consequence else ""), err=True)
+    raise typer.Exit(code=1)
 
 
 @plan_app.command("install")
@@ -84,8 +83,7 @@ def plan_install(
     try:
         done = install(plan, etc)
     except RenderRefused as exc:
-        typer.echo(f"{exc}\n{file}: refused; nothing was installed in {etc}", err=True)
-        raise typer.Exit(code=1) from None
+        _refuse(file, [str(exc)], f"nothing was installed in {etc}")
     for line in done:
         typer.echo(line)
 

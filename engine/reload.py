@@ -116,8 +116,9 @@ async def reload_plan(engine: Engine, path: Path, clients: dict[str, Client], *,
 
 
 def _command_output(answer: Any) -> str:
+    """What Asterisk said to a CLI command sent over AMI (its Output lines), on one line."""
     message = answer[0] if isinstance(answer, list) and answer else answer
-    output = getattr(message, "get", lambda *_: None)("Output") or getattr(message, "get", lambda *_: "")("Response")
+    output = message.get("Output") or message.get("Response") if hasattr(message, "get") else None
     if isinstance(output, list):
         output = " / ".join(output)
     return str(output or "done")[:200]

@@ -200,9 +200,12 @@ class Figures:
         switch says it joined, so it never counts answered without offered."""
         if call.uniqueid in self._offered_calls:
             return
-        joined = call.visits[0].joined_at if call.visits else at
-        self._add(joined, "queue", call.visits[0].queue if call.visits else call.entry_queue, "offered")
-        self._offer(call, call.current_queue, joined)
+        joined, queue = (call.visits[0].joined_at, call.visits[0].queue) if call.visits else (at, call.entry_queue)
+        self._add(joined, "queue", queue, "offered")
+        self._offer(call, queue, joined)
+
+    def _level(self, queue: str) -> str:
+        return "n1" if queue in self.n1 else "n2"
 
     def _offer(self, call: Call, queue: str, at: float) -> None:
         self._offered_calls[call.uniqueid] = at
@@ -210,15 +213,13 @@ class Figures:
             for uniqueid in list(self._offered_calls)[:10_000]:
                 del self._offered_calls[uniqueid]
         self._both(at, call.line, "offered")
-        self._add(at, "level", "n1" if queue in self.n1 else "n2", "offered")
+        self._add(at, "level", self._level(queue), "offered")
 
     def _joined(self, call: Call, queue: str, at: float) -> None:
         self._add(at, "queue", queue, "offered")
-        if queue in self.n1 and not any(v.queue in self.n1 for v in call.visits[:-1]) and len(call.visits) > 1:
-            self._add(at, "level", "n1", "offered")
-        elif queue not in self.n1 and not any(v.queue not in self.n1 for v in call.visits[:-1]) \
-                and len(call.visits) > 1:
-            self._add(at, "level", "n2", "offered")
+        level = self._level(queue)
+        if len(call.visits) > 1 and all(self._level(v.queue) != level for v in call.visits[:-1]):
+            self._add(at, "level", level, "offered")  # the call's first visit at this level
         if len(call.visits) == 1:
             self._offer(call, queue, at)
             if call.inbound == "overflow":
