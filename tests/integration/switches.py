@@ -31,6 +31,7 @@ from panoramisk import Manager
 
 from engine.api import Client
 from engine.mqtt import MqttConfig
+from engine.mutual_aid import DB_OVERFLOW_OFF
 from engine.plan import Plan, load_plan
 from engine.plan import contexts as C
 from engine.service import EngineOptions
@@ -280,7 +281,7 @@ class RealSwitch:
         status = await self.host.cli("queue show")
         for member, queue in _dynamic_members(status):
             await self.host.cli(f"queue remove member {member} from {queue}")
-        for family in (C.DB_RECENT, C.DB_SWITCH, C.DB_ROLE, "sas-switch-meta", "sas-switch-hold",
+        for family in (C.DB_RECENT, C.DB_SWITCH, C.DB_ROLE, DB_OVERFLOW_OFF, "sas-switch-meta", "sas-switch-hold",
                        "Queue/PersistentMembers"):
             await self.host.cli(f"database deltree {family}")
         await self.host.cli("queue reset stats")

@@ -83,6 +83,11 @@ async def test_a_bad_plan_is_refused_and_the_running_plan_stays(room: Room, swit
 async def test_a_good_plan_takes_effect_on_the_switch_without_dropping_a_waiting_caller(
         room: Room, switch: Any, tmp_path: Path) -> None:
     managed(room, switch, write_plan(switch, tmp_path, lambda d: d["queues"].__setitem__("n2-ped", PEDIATRIC)))
+    # Nobody serves N1 here: without this, N1's overflow rule may withdraw the waiting caller
+    # towards the (absent) partner while the test moves it, and the switch refuses the second withdraw.
+    status, body = await room.post("/api/overflow/n1-arm", {"enabled": False, "reason": "test du rechargement"},
+                                   token="super-token")
+    assert status == 200, body
     leg = room.call("15", "0610000078")
     call = await room.tracked(leg)
     await room.waiting_in(call, "n1-arm")
