@@ -8,6 +8,7 @@ supervisors left them.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,13 @@ class MutualAid:
         self.overflowed_out: Counter[str] = Counter()
         self.overflow_returned: Counter[str] = Counter()
         self.inbound: Counter[tuple[str, str]] = Counter()  # (origin, overflow|switchover)
+        #: Switched-over calls a partner's trunk did not take: (line, partner) -> count, and when.
+        self.switch_failed: Counter[tuple[str, str]] = Counter()
+        self.switch_failed_at: dict[tuple[str, str], deque[float]] = {}
+        #: Held by every change of switch-overs and holds (a supervisor's request, the schedule):
+        #: a give-back and the schedule's next look must not interleave, or the schedule restarts
+        #: what the supervisor just ended before the hold is written.
+        self.changing = asyncio.Lock()
         self.kept_reason = ""
         self.last_choice: Choice | None = None
         self.loaded = False
@@ -132,8 +140,9 @@ class MutualAid:
     async def start_switchover(self, line: str, partner: str, share: int, *, number: str = "", by: str,
                                reason: str, source: str = "manual") -> Switchover:
         check_request(self.plan, line, partner, share, number)
-        switch = Switchover(line, partner, share, number, source, by, reason, self.engine.clock())
-        await self._write(switch)
+        async with self.changing:
+            switch = Switchover(line, partner, share, number, source, by, reason, self.engine.clock())
+            await self._write(switch)
         return switch
 
     async def _write(self, switch: Switchover) -> None:
@@ -147,6 +156,10 @@ class MutualAid:
         self._journal("switchover-started", switch.line, switch.partner, switch.by, switch.reason, switch.share)
 
     async def end_switchover(self, line: str, *, by: str, reason: str) -> Switchover:
+        async with self.changing:
+            return await self._end_switchover(line, by=by, reason=reason)
+
+    async def _end_switchover(self, line: str, *, by: str, reason: str) -> Switchover:
         switch = self.switchovers.get(line)
         if switch is None:
             raise LookupError(f"line {line} is not switched over")
@@ -160,12 +173,16 @@ class MutualAid:
         return switch
 
     async def _apply_presets(self, now: float) -> None:
+        async with self.changing:
+            await self._apply_presets_locked(now)
+
+    async def _apply_presets_locked(self, now: float) -> None:
         for decision in preset_decisions(self.plan, utcnow_from(now), now, self.switchovers, self.holds):
             if decision.kind == "start" and decision.switchover is not None:
                 await self._write(decision.switchover)
             elif decision.kind == "end":
-                await self.end_switchover(decision.line, by="schedule",
-                                          reason=f"preset {decision.preset}: window closed")
+                await self._end_switchover(decision.line, by="schedule",
+                                           reason=f"preset {decision.preset}: window closed")
             elif decision.kind == "release-hold":
                 await self.engine.db_del(DB_HOLD, decision.preset)
                 self.holds.discard(decision.preset)
@@ -232,6 +249,10 @@ class MutualAid:
 
     def on_notice(self, notice: Notice) -> None:
         """Count what crossed the trunks, and notice a partner trunk that sent a caller back."""
+        if notice.kind == "switchover-dial-failed":
+            self._switch_failed(str(notice.data["subject"]), str(notice.data["partner"]), notice.at,
+                                notice.uniqueid)
+            return
         call = self.engine.tracker.calls.get(notice.uniqueid) if notice.uniqueid else None
         if call is None:
             return
@@ -248,6 +269,18 @@ class MutualAid:
                 self.board.trunk_failed(partner, notice.at)
                 self.log.warning("overflow came back: partner did not take the call", partner=partner,
                                  call_id=call.call_id or call.uniqueid, queue=call.current_queue)
+
+    def _switch_failed(self, line: str, partner: str, at: float, uniqueid: str) -> None:
+        self.switch_failed[(line, partner)] += 1
+        self.switch_failed_at.setdefault((line, partner), deque(maxlen=1000)).append(at)
+        self.board.trunk_failed(partner, at)
+        self.journal.append(JournalEntry(at, "switchover-dial-failed", line, partner, "switch",
+                                         f"{partner} did not take the call"))
+        self.log.warning("switched-over call came back: partner did not take it", line=line, partner=partner,
+                         uniqueid=uniqueid)
+
+    def recent_switch_failures(self, line: str, partner: str, now: float, within: float = 300.0) -> int:
+        return sum(1 for at in self.switch_failed_at.get((line, partner), ()) if now - at < within)
 
     # --- the loop -------------------------------------------------------------------------------
 

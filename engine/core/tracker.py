@@ -199,6 +199,14 @@ class Tracker:
         if call is None:
             return []
         attribute = _TAGS.get(name)
+        if name == C.VAR_SWITCHED_TO and call.switched_to and not value:
+            # The dialplan clears the tag when the partner's trunk did not take a switched-over
+            # call: the caller comes back to its entry queue here, and the room must know.
+            failed = call.switched_to
+            call.switched_to = ""
+            return [Notice("switchover-dial-failed", now, call.uniqueid,
+                           {"subject": call.line, "partner": failed, "by": "switch",
+                            "reason": f"{failed} did not take the call"})]
         if attribute is not None:
             setattr(call, attribute, value)
             if name == C.VAR_INBOUND:

@@ -24,6 +24,7 @@ from engine.plan.model import (
     DESK_KEY_PATTERN,
     EMERGENCY_KINDS,
     ID_PATTERN,
+    AlarmPolicy,
     Desk,
     DeskSpec,
     LineKind,
@@ -51,7 +52,8 @@ M = TypeVar("M", bound=BaseModel)
 #: What one entry of a section is called in messages.
 SECTION_ITEM = {"queues": "queue", "lines": "line", "partners": "partner", "switchovers": "switch-over preset"}
 
-SECTIONS = ("site", "sip", "queues", "lines", "partners", "desks", "schedule", "qualification", "switchovers")
+SECTIONS = ("site", "sip", "queues", "lines", "partners", "desks", "schedule", "qualification", "switchovers",
+            "alarms")
 #: Desks one range may declare; a typo such as 1001-10010 would otherwise render ten thousand phones.
 MAX_DESKS_PER_RANGE = 500
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -627,6 +629,7 @@ def build_plan(src: PositionedSource) -> Plan:
     sip = c.model(SipSpec, data.get("sip"), ("sip",)) if data.get("sip") is not None else None
     desks = _parse_desks(c, _entries(c, data, "desks", required=False))
     switchovers = _models(c, _entries(c, data, "switchovers", required=False), "switchovers", SwitchoverPreset)
+    alarms = c.model(AlarmPolicy, data.get("alarms") or {}, ("alarms",)) if "alarms" in data else AlarmPolicy()
     _check_members(c, queues, desks)
     schedule = _parse_schedule(c, data.get("schedule"))
     routes = _parse_routes(c, data.get("qualification"), queues)
@@ -655,6 +658,7 @@ def build_plan(src: PositionedSource) -> Plan:
         switchovers=switchovers,
         sip=sip,
         desks=desks,
+        alarms=alarms or AlarmPolicy(),
     )
 
 

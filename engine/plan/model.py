@@ -147,6 +147,34 @@ class QueueSpec(_Strict):
     overflow: OverflowRule | None = None
     #: Digits a desk keys to transfer a caller to this queue from its phone (REFER or '#').
     transfer_code: Annotated[str, Field(pattern=r"^[0-9]{1,8}$")] | None = None
+    #: Seconds a caller may wait here before the room's long-wait alarm (default: by role, see
+    #: :class:`AlarmPolicy`).
+    long_wait_alarm: Seconds | None = None
+
+
+#: How long a caller may wait in a queue of each role before the long-wait alarm, unless the plan
+#: says otherwise: an emergency (N1, AMU) is a minute; a GP or PDSA call, a few.
+DEFAULT_LONG_WAIT = {Role.N1: 60, Role.N2_AMU: 60, Role.N2_MG: 180, Role.PDSA: 300, Role.SPECIALIST: 300}
+
+
+class AlarmPolicy(_Strict):
+    """When the room's alarms fire: the plan's ``alarms`` section (every key optional)."""
+
+    #: Long-wait alarm per queue role, in seconds (a queue's own ``long_wait_alarm`` wins).
+    long_wait: dict[Role, Seconds] = {}
+    #: Abandoned calls over calls offered (net of short abandons) in the last 15 minutes ...
+    abandon_rate: Annotated[float, Field(gt=0, le=1)] = 0.15
+    #: ... once at least this many calls were offered (a single abandon at 3 a.m. is not a rate).
+    abandon_min_offered: Annotated[int, Field(ge=1, le=10_000)] = 10
+    #: Seconds a condition must stay clear before its alarm clears (so it does not flicker).
+    clear_after: Annotated[int, Field(ge=0, le=3600)] = 30
+    #: Failed switch-over dials to a partner within 5 minutes that mean the switch-over is failing.
+    switchover_failures: Annotated[int, Field(ge=1, le=1000)] = 1
+
+    def long_wait_for(self, queue: QueueSpec) -> int:
+        if queue.long_wait_alarm is not None:
+            return queue.long_wait_alarm
+        return self.long_wait.get(queue.role, DEFAULT_LONG_WAIT[queue.role])
 
 
 class LineSpec(_Strict):
@@ -344,6 +372,7 @@ class Plan:
     switchovers: dict[str, SwitchoverPreset]
     sip: SipSpec | None = None
     desks: dict[str, Desk] = field(default_factory=dict)
+    alarms: AlarmPolicy = field(default_factory=AlarmPolicy)
 
     def desk_of(self, interface: str) -> Desk | None:
         """The declared desk behind a queue-member interface, if any."""

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytest
+import structlog
 
 from engine.core.calls import Call, QueueVisit, VisitOutcome
 from engine.core.mutual_aid import OverflowGovernor, PartnerBoard, QueueLoad, load_message
 from engine.core.switchover import Switchover, SwitchoverError, check_request, preset_decisions
+from engine.mutual_aid import MutualAid
 from engine.plan import load_plan
 from engine.plan.model import OverflowWhen
 from engine.plan.schedule import utc
@@ -236,3 +240,51 @@ def test_astdb_values_read_back_even_when_written_by_hand() -> None:
     assert (switch.partner, switch.share, switch.by) == ("sas-38", 30, "unknown (set in AstDB)")
     original = Switchover("15", "sas-38", 100, "6938", "manual", "sup-1", "evacuation of the room", 12.5)
     assert Switchover.from_db("15", original.db_value(), original.meta()) == original
+
+
+class _SlowAstDb:
+    """Just enough of an engine for MutualAid's switch-over bookkeeping: an AstDB whose writes
+    take a moment, as they do over AMI, so a supervisor's request and the schedule overlap."""
+
+    def __init__(self, plan, now: float) -> None:
+        self.plan, self.now, self.db = plan, now, {}
+        self.log = structlog.get_logger("test")
+        self.notices: list[Any] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def broadcast(self, notice) -> None:
+        self.notices.append(notice)
+
+    async def db_put(self, family: str, key: str, value: str) -> None:
+        await asyncio.sleep(0.02)
+        self.db[f"{family}/{key}"] = value
+
+    async def db_del(self, family: str, key: str) -> None:
+        await asyncio.sleep(0.02)
+        self.db.pop(f"{family}/{key}", None)
+
+
+async def test_a_supervisor_s_give_back_holds_against_the_schedule_that_started_it(rhone) -> None:
+    """The night preset is running; a supervisor gives the line back. The schedule looks again
+    while the give-back is still being written: it must not start the preset again (seen: undone
+    0.23 s later), until the window closes."""
+    engine = _SlowAstDb(rhone, utc(2026, 11, 24, 21, 0).timestamp())
+    aid = MutualAid(engine)  # type: ignore[arg-type]
+    await aid._apply_presets(engine.now)
+    assert aid.switchovers["116117"].source == "preset:nuit-116117"
+    give_back = asyncio.create_task(aid.end_switchover("116117", by="sup-1", reason="salle au complet"))
+    while not give_back.done():
+        await aid._apply_presets(engine.now)
+        await asyncio.sleep(0.005)
+    await give_back
+    for _ in range(3):
+        await aid._apply_presets(engine.now)
+    assert "116117" not in aid.switchovers and "sas-switch/116117" not in engine.db
+    assert aid.holds == {"nuit-116117"}
+    assert [(e.kind, e.by) for e in aid.journal] == [("switchover-started", "schedule"),
+                                                     ("switchover-ended", "sup-1")]
+    engine.now = utc(2026, 11, 25, 8, 0).timestamp()  # the window closes: the hold goes
+    await aid._apply_presets(engine.now)
+    assert aid.holds == set() and "116117" not in aid.switchovers
