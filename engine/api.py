@@ -41,7 +41,9 @@ from engine.service import Engine
 
 log = structlog.get_logger("engine.api")
 
-ROLES = ("desk", "supervisor", "admin")
+#: Who may do what, least first: a wall screen (viewer) reads the supervision only; a desk acts on
+#: its own phones and calls; a supervisor on all; an admin also reloads the plan.
+ROLES = ("viewer", "desk", "supervisor", "admin")
 INTERFACE = r"^(PJSIP|SIP|Local)/[A-Za-z0-9@._/+-]{1,80}$"
 FREE_TEXT = r"^[^\x00-\x1f\x7f]{0,200}$"
 NAME = r"^[^\x00-\x1f\x7f]{1,60}$"

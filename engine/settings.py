@@ -81,7 +81,7 @@ TOKEN_PATTERN = re.compile(r"^[\x21-\x7e]{16,256}$")
 class TokenEntry(_Strict):
     token: SecretStr
     client: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,40}$")]
-    role: Literal["desk", "supervisor", "admin"]
+    role: Literal["viewer", "desk", "supervisor", "admin"]
     #: The desk phones this token may act for: extensions or ranges the plan declares (1001,
     #: 1001-1004), or a remote regulator's number (reached as Local/<number>@sas-remote-agent/n).
     desks: list[Annotated[str, Field(pattern=r"^(\+?[0-9]{2,20}|[0-9]{2,8}-[0-9]{2,8})$")]] = []

@@ -191,5 +191,23 @@ class QuarantineRow(Base):
     error: Mapped[str] = mapped_column(Text)
 
 
+class AlarmRow(Base):
+    """Every alarm's life: raised, escalated, acknowledged (by whom), cleared — what the room was
+    told and when, for the incident review."""
+
+    __tablename__ = "alarm_journal"
+    __table_args__ = (UniqueConstraint("site", "at", "key", "kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    site: Mapped[str] = mapped_column(String(40))
+    at: Mapped[float] = mapped_column(Double, index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    key: Mapped[str] = mapped_column(String(120))
+    level: Mapped[str] = mapped_column(String(10))
+    text: Mapped[str] = mapped_column(Text)
+    by: Mapped[str] = mapped_column(String(40), default="")
+
+
 TABLES = {cls.__tablename__: cls for cls in (CallRow, VisitRow, LegRow, QualificationRow, TransferRow, OverflowRow,
-                                             MutualAidRow, AgentSessionRow, GapRow, AuditRow, QuarantineRow)}
+                                             MutualAidRow, AgentSessionRow, GapRow, AuditRow, QuarantineRow,
+                                             AlarmRow)}

@@ -26,6 +26,17 @@ from sqlalchemy.exc import SQLAlchemyError
 from engine.aio import cancel_and_wait, cancel_requested
 from engine.ami import LATENCY_BUCKETS
 from engine.core.tracker import Notice
+from supervision.alarms import (
+    SWITCH_FAILURE_WINDOW,
+    AlarmBoard,
+    AlarmEvent,
+    QueueState,
+    RoomState,
+    Service,
+    SwitchState,
+    conditions,
+    service,
+)
 from supervision.figures import BUCKET, WAIT_BUCKETS, Figures, qs30_now, ratios
 from supervision.journal import CLOSE_UNSEEN, Journal, load_calls
 from supervision.models import AuditRow
@@ -53,6 +64,7 @@ class Supervision:
         """``snapshot_every`` None: whoever owns the clock calls :meth:`publish_snapshot` (the load
         simulator's fast-forward, where 30 s of switch time pass in milliseconds)."""
         self.figures = Figures(engine.plan)
+        self.alarm_board = AlarmBoard(clear_after=engine.plan.alarms.clear_after)
         self.journal = journal
         self.snapshot_every = snapshot_every
         self.push_every = push_every
@@ -88,6 +100,7 @@ class Supervision:
         if notice.kind == "plan-reloaded":
             self.plan = self.engine.plan
             self.figures.adopt_plan(self.plan)
+            self.alarm_board.clear_after = self.plan.alarms.clear_after
         call = self.engine.tracker.call_any(notice.uniqueid) if notice.uniqueid else None
         self.figures.observe(notice, call, self.role_of)
         self._dirty = True
@@ -155,7 +168,7 @@ class Supervision:
             await self.journal.start()
             if self.journal.up:
                 await self.restore()
-        loops = [self._push_loop(), self._lag_loop(), self._live_loop()]
+        loops = [self._push_loop(), self._lag_loop(), self._live_loop(), self._alarm_loop()]
         if self.snapshot_every is not None:
             loops.append(self._snapshot_loop())
         for coro in loops:
@@ -202,6 +215,13 @@ class Supervision:
         if bus is not None and await bus.publish("supervision", snapshot, retain=True):
             self.snapshots_published += 1
         return snapshot
+
+    async def _alarm_loop(self) -> None:
+        """Alarms are looked at every second whoever watches: raised, cleared and journaled even
+        with no dashboard open."""
+        while not cancel_requested():
+            await asyncio.sleep(1.0)
+            self.check_alarms(self.engine.clock())
 
     async def _live_loop(self) -> None:
         while not cancel_requested():
@@ -293,38 +313,80 @@ class Supervision:
             "infrastructure": self.infrastructure(),
         }
 
-    def alarms(self, now: float) -> list[dict[str, str]]:
-        out = []
-        target = self.plan.site.qs30_target
-        last_15m = ratios(self.figures.window("15m", now), "sas")
-        if last_15m.qs30 is not None and last_15m.qs30 < target:
-            out.append({"level": "warning", "text": f"QS30 over 15 min is {last_15m.qs30:.0%} "
-                                                    f"(target {target:.0%}, {last_15m.answered} answered)"})
-        for queue in self.engine.queues_view():
-            spec = self.plan.queues[queue["queue"]]
-            limits = [v for v in (spec.overflow.when.longest_wait_over if spec.overflow else None,
-                                  spec.fallback.after if spec.fallback else None) if v]
-            if limits and queue["longest_wait"] > min(limits):
-                out.append({"level": "critical", "text": f"{queue['queue']}: a caller has waited "
-                                                         f"{queue['longest_wait']:.0f} s (limit {min(limits)} s)"})
-            elif queue["waiting"] and not queue["logged_in"]:
-                out.append({"level": "critical", "text": f"{queue['queue']}: {queue['waiting']} waiting, "
-                                                         "nobody logged in"})
+    def room_state(self, now: float) -> RoomState:
+        """What the alarm policy looks at, read off the tracker, the figures and mutual aid."""
+        plan, aid = self.plan, self.engine.mutual_aid
+        lines_into: dict[str, list[str]] = {}
+        for line_id, line in plan.lines.items():
+            lines_into.setdefault(line.queue, []).append(line_id)
+        queues = []
+        for view in self.engine.queues_view():
+            spec = plan.queues[view["queue"]]
+            state = aid.governor.states.get(view["queue"])
+            queues.append(QueueState(
+                name=view["queue"], role=spec.role, label=spec.label, waiting=view["waiting"],
+                longest_wait=view["longest_wait"], logged_in=view["logged_in"], available=view["available"],
+                lines=tuple(lines_into.get(view["queue"], ())), long_wait=plan.alarms.long_wait_for(spec),
+                service_level=spec.service_level, overflow=spec.overflow,
+                overflow_off_by=state.disabled_by if state is not None else ""))
+        last_15m = self.figures.window("15m", now)
+        sas = ratios(last_15m, "sas")
+        switches = tuple(SwitchState(line, s.partner, s.share, aid.recent_switch_failures(line, s.partner, now,
+                                                                                          SWITCH_FAILURE_WINDOW))
+                         for line, s in aid.switchovers.items())
+        sending = tuple((queue, partner, aid.board.status(partner, now))
+                        for queue, state in aid.governor.states.items() if state.active
+                        for partner in aid.governor.rules[queue].partners)
         roles = {self.role_of(a.interface) for a in self.engine.tracker.agents.values()
                  if a.status.value != "unavailable"}
-        if not roles & EMERGENCY_DOCTOR_ROLES:
-            out.append({"level": "critical", "text": "no emergency doctor (MRU/MRH) logged in"})
-        if not self.engine.link.connected:
-            out.append({"level": "critical", "text": "AMI link to the switch is down"})
-        if self.journal is not None and not self.journal.up:
-            out.append({"level": "warning", "text": f"journal database unreachable ({len(self.journal.buffer)} "
-                                                    "rows buffered)"})
-        return out
+        link = self.engine.link
+        return RoomState(
+            now=now, queues=tuple(queues), qs30_target=plan.site.qs30_target, qs30_15m=sas.qs30,
+            answered_15m=sas.answered,
+            offered_15m=int(last_15m[("sas", "", "offered")] - last_15m[("sas", "", "short_abandoned")]),
+            abandoned_15m=int(last_15m[("sas", "", "abandoned")]), switchovers=switches, overflow_partners=sending,
+            emergency_doctor=bool(roles & EMERGENCY_DOCTOR_ROLES),
+            ami="up" if link.connected else "stalled" if getattr(link, "stalled", False) else "down",
+            journal_up=None if self.journal is None else self.journal.up,
+            journal_buffered=0 if self.journal is None else len(self.journal.buffer))
+
+    def check_alarms(self, now: float) -> list[AlarmEvent]:
+        """Look at the room now; raise, escalate and clear alarms, and record each change."""
+        events = self.alarm_board.update(conditions(self.room_state(now), self.plan.alarms), now)
+        for event in events:
+            self._alarm_event(event)
+        return events
+
+    def _alarm_event(self, event: AlarmEvent) -> None:
+        self._dirty = True
+        (self.log.error if event.level == "critical" and event.kind in ("raised", "escalated")
+         else self.log.warning)(f"alarm {event.kind}", alarm=event.key, level=event.level.value, text=event.text,
+                                by=event.by or None)
+        if self.journal is not None:
+            self.journal.add("alarm_journal", {"site": self.plan.site.id, **event.public()})
+        with contextlib.suppress(asyncio.QueueFull):
+            self.live_events.put_nowait(("events/alarm", event.public()))
+
+    def alarms(self, now: float) -> list[dict[str, Any]]:
+        """The alarms raised now (critical first, oldest first), each with its acknowledgement."""
+        self.check_alarms(now)
+        return self.alarm_board.active(now)
+
+    def acknowledge(self, key: str, by: str) -> dict[str, Any]:
+        now = self.engine.clock()
+        event = self.alarm_board.acknowledge(key, by, now)
+        self._alarm_event(event)
+        return next(a for a in self.alarm_board.active(now) if a["key"] == key)
 
     def dashboard_state(self) -> dict[str, Any]:
+        """What the dashboard shows. Interval figures are the last *finished* 30 s (annex 3's
+        interval), never the one still filling, so a tile does not flicker within its interval."""
         now = self.engine.clock()
         figures = self.figures
-        windows = {name: figures.window(name, now) for name in ("30s", "15m", "today")}
+        alarms = self.alarms(now)
+        windows = {name: figures.window(name, now) for name in ("last_30s", "15m", "hour", "today")}
+        room = self.room_state(now)
+        states = {q.name: q for q in room.queues}
         queues = []
         for view in self.engine.queues_view():
             name = view["queue"]
@@ -334,21 +396,39 @@ class Supervision:
             for agent in members:
                 role = self.role_of(agent.interface) or "unknown"
                 by_role[role] = by_role.get(role, 0) + 1
-            queues.append({**view, "available_by_role": by_role,
-                           **{f"qs30_{w}": ratios(totals, "queue", name).qs30 for w, totals in windows.items()}})
+            worst = self.alarm_board.worst_for(name)
+            queues.append({**view, "available_by_role": by_role, "service": service(states[name]).value,
+                           "alarm": worst.value if worst else None, "long_wait_alarm": states[name].long_wait,
+                           **{f"qs30_{w}": ratios(totals, "queue", name).qs30 for w, totals in windows.items()},
+                           "figures_15m": _context(windows["15m"], "queue", name)})
         waiting = [{"call_id": c.call_id or c.uniqueid, "line": c.line, "queue": c.current_queue,
-                    "priority": c.priority, "wait": round(now - c.current_visit.joined_at, 1),  # type: ignore[union-attr]
+                    "priority": c.priority, "band": self._band(c.line),
+                    "wait": round(now - c.current_visit.joined_at, 1),  # type: ignore[union-attr]
                     "origin": c.origin if c.origin != self.plan.site.id else "", "inbound": c.inbound,
                     "caller": c.caller_num, "repeat": c.repeat}
                    for c in self.engine.tracker.waiting()]
+        drowning = any(q["service"] == Service.DROWNING for q in queues)
         return {
             "site": self.plan.site.id, "name": self.plan.site.name, "at": now, "target": self.plan.site.qs30_target,
-            "sas": {w: ratios(totals, "sas").public() for w, totals in windows.items()},
+            "timezone": self.plan.site.timezone,
+            "interval": {"from": (now // BUCKET - 1) * BUCKET, "to": (now // BUCKET) * BUCKET},
+            "sas": {w: _context(totals, "sas") for w, totals in windows.items()},
+            "service": Service.DROWNING.value if drowning else max(
+                (q["service"] for q in queues), key=[s.value for s in Service].index, default=Service.OK.value),
+            "by_line": {line: _context(windows["15m"], "line", line) for line in self.plan.lines},
+            "by_level": {level: _context(windows["15m"], "level", level) for level in ("n1", "n2")},
             "queues": queues, "waiting": waiting, "agents": self.engine.agents_view(),
-            "trend": list(self.figures.samples)[-480:], "alarms": self.alarms(now),
+            "trend": list(self.figures.samples)[-480:], "alarms": alarms,
             "mutual_aid": self.engine.mutual_aid.view(), "infrastructure": self.infrastructure(),
             "lines": list(self.plan.lines), "partners": list(self.plan.partners),
         }
+
+    def _band(self, line: str) -> str:
+        """A caller's priority band as the room names it (raw queue priorities mean nothing there)."""
+        spec = self.plan.lines.get(line)
+        if spec is None or spec.kind.value in ("emergency", "sis", "atsu", "partner"):
+            return "urgent"
+        return "soins"
 
     # --- HTTP -----------------------------------------------------------------------------------
 
@@ -357,15 +437,25 @@ class Supervision:
         api.app.router.add_get("/metrics", self.metrics)
         api.app.router.add_get("/dashboard", self.dashboard)
         api.app.router.add_get("/", self.dashboard)
-        api.route("GET", "/api/supervision", "desk", self.api_state, "Dashboard state: queues, waiting calls, "
+        api.route("GET", "/api/supervision", "viewer", self.api_state, "Dashboard state: queues, waiting calls, "
                   "agents, QS30 windows, trend, alarms")
-        api.route("GET", "/api/supervision/figures/{window}", "desk", self.api_figures,
+        api.route("GET", "/api/supervision/figures/{window}", "viewer", self.api_figures,
                   "QS30, QS60 and counts for a window: 30s, last_30s, 15m, hour, today, month")
-        api.route("GET", "/api/stream", "desk", self.stream, "Server-sent events: the dashboard state, live")
+        api.route("GET", "/api/stream", "viewer", self.stream, "Server-sent events: the dashboard state, live")
+        api.route("GET", "/api/alarms", "viewer", self.api_alarms, "Alarms raised now, critical first, with "
+                  "their acknowledgement")
+        api.route("POST", "/api/alarms/{key}/ack", "supervisor", self.api_acknowledge,
+                  "Acknowledge an alarm (it stays until its condition has cleared; a new episode needs a new one)")
         api.route("GET", "/api/audit", "supervisor", self.api_audit,
                   "The audit trail: control requests, newest first (?call=, ?client=, ?since=epoch, ?limit=)")
         self._api = api
         api.app.on_shutdown.append(self._end_streams)
+
+    async def api_alarms(self, request: web.Request, client: Client) -> Any:
+        return self.alarms(self.engine.clock())
+
+    async def api_acknowledge(self, request: web.Request, client: Client) -> Any:
+        return self.acknowledge(request.match_info["key"], client.name)
 
     async def api_audit(self, request: web.Request, client: Any) -> Any:
         """From the journal when there is one (every request since the journal began), else the
@@ -439,6 +529,12 @@ class Supervision:
         finally:
             self.subscribers.discard(queue)
         return response
+
+
+def _context(totals: Any, scope: str, name: str = "") -> dict[str, Any]:
+    """QS30 with what it leaves out: offered, answered, abandoned, QS30 of offered, QS60."""
+    return {**ratios(totals, scope, name).public(), "abandoned": int(totals[(scope, name, "abandoned")]),
+            "short_abandoned": int(totals[(scope, name, "short_abandoned")])}
 
 
 async def _drain(queue: asyncio.Queue[str]) -> AsyncIterator[str]:

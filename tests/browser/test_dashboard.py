@@ -5,10 +5,12 @@ controls are refused without a valid token."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -62,11 +64,14 @@ async def test_a_waiting_call_shows_within_two_seconds(browser: Browser, site: S
     assert time.monotonic() - seen_at < 2.0
     await expect(row).to_contain_text("atsu-mg")
     await expect(page.locator('[data-queue="n2-mg"] .waiting')).to_have_text("1")
-    await expect(page.locator("#alarms")).to_contain_text("n2-mg: 1 waiting, nobody logged in")
+    await expect(page.locator("#alarms")).to_contain_text("n2-mg : personne de connecté (1 en attente)")
+    await expect(page.locator('[data-queue="n2-mg"]')).to_have_class(re.compile(r"\bbad\b"))  # red, not orange
+    await expect(row).to_contain_text("urgent")  # the band, not a raw queue priority
 
     # A 15 call answered by the N1 desk: counted in the QS30 tiles, gone from the waiting list.
     answered = site.call("15", "0612345678")
     await expect(page.locator("#qs-today")).to_have_text("100 %", timeout=5000)
+    await expect(page.locator("#context-today")).to_contain_text("présentés 2")
     await expect(page.locator(f'#waiting tr[data-call="sas-69-{answered.uniqueid}"]')).to_have_count(0)
     await expect(page.locator("#agents")).to_contain_text("ARM Martin")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -99,8 +104,21 @@ async def test_a_supervisor_switches_a_line_over_and_gives_it_back(browser: Brow
     assert site.engine.mutual_aid.switchovers["116117"].share == 30
     assert site.switch.astdb.get("sas-switch/116117", "").startswith("sas-38:30")
 
+    asked: list[str] = []
+
+    async def unexpected(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.dismiss()
+
+    page.on("dialog", unexpected)
+    await expect(page.locator("#message")).to_have_text("bascule enregistrée")
+    await page.click("#mutual", position={"x": 5, "y": 5})  # a click beside the buttons does nothing
+    await page.wait_for_timeout(300)
+    assert asked == [] and await page.locator("#message").text_content() == "bascule enregistrée"
+    page.remove_listener("dialog", unexpected)
     page.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept("fin du renfort")))
     await page.click("text=Rendre la ligne")
+    await expect(page.locator("#message")).to_have_text("ligne 116117 reprise", timeout=5000)
     await expect(page.locator("#mutual")).not_to_contain_text("116117 →", timeout=5000)
     assert "116117" not in site.engine.mutual_aid.switchovers
 
@@ -132,3 +150,41 @@ async def test_a_big_room_shows_one_line_per_role_and_keeps_what_the_supervisor_
     await expect(arm.locator('summary [data-count="available"]')).to_have_text("8 libre", timeout=5000)
     await expect(arm.locator('tr[data-agent="PJSIP/1011"]')).to_be_visible()
     assert await page.locator('#agents details[data-role="mru"]').get_attribute("open") is None
+
+
+async def test_the_wall_screen_opens_from_its_address_fits_1080p_and_a_supervisor_acknowledges(
+        browser: Browser, site: Site) -> None:
+    """A wall screen is opened once with a read-only token in the address fragment (never sent to
+    the server), and at 1920x1080 the alarms and the queues stay on screen however many wait."""
+    for index in range(25):
+        site.call("116117" if index % 2 else "15", f"06300000{index:02d}")
+    await expect_eventually(lambda: len(site.engine.tracker.waiting()) == 25)
+    page = await browser.new_page(viewport={"width": 1920, "height": 1080})
+    await page.goto(site.base_url + "/dashboard#token=wall-screen-token-0123&wall")
+    await expect(page.locator("#waiting tr")).to_have_count(25, timeout=5000)
+    assert "token" not in page.url  # wiped from the address bar
+    assert await page.locator("#login").is_hidden()
+    assert await page.locator(".controls").is_hidden() and await page.locator("button.ack").first.is_hidden()
+    for selector in ("#alarms", "#queues", "#qs-15m"):
+        box = await page.locator(selector).bounding_box()
+        assert box is not None and box["y"] + min(box["height"], 60) <= 1080, f"{selector} pushed off screen"
+    await expect(page.locator('[data-queue="n1-arm"]')).to_have_attribute("data-service", "drowning")
+    bands = await page.locator("#waiting tr td:nth-child(3)").all_text_contents()
+    assert bands == sorted(bands, key=lambda b: not b.startswith("urgent")), "urgent callers listed first"
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "dashboard-wall-1080p.png"))
+    status, _ = await site.post("/api/alarms/nobody:n1-arm/ack", {}, "wall-screen-token-0123")
+    assert status == 403  # a wall screen only reads
+
+    supervisor = await open_dashboard(browser, site, "super-token")
+    alarm = supervisor.locator('[data-alarm="nobody:n1-arm"]')
+    await alarm.locator("button.ack").click()
+    await expect(alarm).to_contain_text("acquittée par sup-1", timeout=5000)
+    await expect(page.locator('[data-alarm="nobody:n1-arm"]')).to_contain_text("acquittée par sup-1")
+
+
+async def expect_eventually(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: the per-desk authority tests use tokens of their own, bound to one desk each.
 ROOM_DESKS = ("1001-1040", "2001-2030", "3001-3020", "4001-4020", "5001-5010", "6001-6010")
 TOKENS = {"desk-token": Client("desk-12", "desk", ROOM_DESKS), "super-token": Client("sup-1", "supervisor"),
-          "admin-token": Client("admin", "admin"),
+          "admin-token": Client("admin", "admin"), "wall-screen-token-0123": Client("salle-mur", "viewer"),
           "lrm1-token-0123456789": Client("lrm-1", "desk", ("1001",)),
           "lrm2-token-0123456789": Client("lrm-2", "desk", ("1002",))}
 

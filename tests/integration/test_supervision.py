@@ -281,7 +281,7 @@ async def test_database_outage_buffers_then_flushes_and_reports_the_gap(postgres
         await play_scripted(engine, clock)  # the calls go on; rows wait in memory
         assert not await journal.flush()
         assert not journal.up and len(journal.buffer) == 30 and journal.dropped > 0
-        assert any("journal database" in a["text"] for a in supervision.alarms(clock()))
+        assert any(a["key"] == "journal" and "injoignable" in a["text"] for a in supervision.alarms(clock()))
         postgres.start()
         assert await journal.flush()
         with journal.db.connect() as connection:
