@@ -411,6 +411,13 @@ async def test_a_returning_116117_caller_never_goes_ahead_of_a_waiting_15(room: 
                      what="the 116 117 caller back from the partner")
     assert room.switch.queue_callers("n1-arm") == [("0675000001", 5), ("0675000002", room.plan.care_front_priority)]
     assert room.plan.care_front_priority == 4
+    # The room is told at once: the switch-over is failing, its calls are served here.
+    status, alarms = await room.get("/api/alarms")
+    assert status == 200
+    failing = next(a for a in alarms if a["key"] == "switchover-failing:116117")
+    assert failing["level"] == "critical" and "Bascule 116117 → sas-38 en échec" in failing["text"]
+    status, aid = await room.get("/api/mutual-aid")
+    assert aid["partners"]["sas-38"]["status"] == "failing"
     await room.desk("1001", ["n1-arm"], "arm-n1")
     await room.talking_in(first, "n1-arm", timeout=15)  # the 15 first
     assert second.current_leg is None and not emergency.dropped and not care.dropped
