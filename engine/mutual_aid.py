@@ -92,7 +92,7 @@ class MutualAid:
             waiting = tracker.waiting(name)
             longest = max((now - c.current_visit.joined_at for c in waiting if c.current_visit), default=0.0)
             loads[name] = QueueLoad(name, spec.role.value, len(waiting), longest, tracker.logged_in(name),
-                                    tracker.available(name))
+                                    tracker.available(name, now))
         return loads
 
     def load_message(self) -> dict[str, Any]:

@@ -85,6 +85,7 @@ class Engine:
         self.resyncs = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._n1 = {q for q, spec in self.plan.queues.items() if spec.role.value == "n1"}
+        self.tracker.wrapup = {q: float(spec.wrapup) for q, spec in self.plan.queues.items()}
         self.mutual_aid = MutualAid(self, stale_after=self.options.partner_stale_after)
         self.bus: MqttBus | None = None
         if self.mqtt is not None:
@@ -103,6 +104,7 @@ class Engine:
         calls keep their records, rules still in force keep their state."""
         self.plan = plan
         self._n1 = {q for q, spec in plan.queues.items() if spec.role.value == "n1"}
+        self.tracker.wrapup = {q: float(spec.wrapup) for q, spec in plan.queues.items()}
         self.mutual_aid.adopt_plan(plan)
         self.broadcast(Notice("plan-reloaded", self.clock(), data={"plan": plan.source,
                                                                    "sha256": plan.source_sha256}))
@@ -422,14 +424,14 @@ class Engine:
                 "waiting": len(waiting),
                 "longest_wait": round(max((now - c.current_visit.joined_at for c in waiting  # type: ignore[union-attr]
                                            ), default=0.0), 1),
-                "logged_in": self.tracker.logged_in(name), "available": self.tracker.available(name),
+                "logged_in": self.tracker.logged_in(name), "available": self.tracker.available(name, now),
             })
         return out
 
     def agents_view(self) -> list[dict[str, Any]]:
-        out = []
+        out, now = [], self.clock()
         for agent in self.tracker.agents.values():
-            view = agent.public()
+            view = agent.public(now)
             view["role"] = agent.role or self.roles.get(agent.interface, "")
             out.append(view)
         return out

@@ -17,14 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from engine import VERSION
 from engine.aio import cancel_and_wait, cancel_requested
 from engine.ami import LATENCY_BUCKETS
+from engine.core.calls import AgentStatus
 from engine.core.tracker import Notice
 from supervision.alarms import (
     SWITCH_FAILURE_WINDOW,
@@ -52,7 +54,9 @@ ROLE_LABELS = {"arm-n1": "ARM N1 (item 9)", "arm-amu": "ARM AMU (item 10)", "osn
                "mrg": "GP regulator (item 12)", "mrh": "Hospital regulator (item 13)",
                "mru": "Emergency doctor (item 13)"}
 EMERGENCY_DOCTOR_ROLES = {"mru", "mrh"}
-SNAPSHOT_VERSION = 1
+#: States a logged-in desk is in, exactly one at a time (Prometheus ``sas_agents``).
+AGENT_STATES = ("available", "ringing", "talking", "wrap-up", "paused")
+SNAPSHOT_VERSION = 2  # 2: agents by exclusive state (no "logged" or "busy" lump)
 #: What an audit notice carries into the journal (``at`` first).
 AUDIT_FIELDS = ("at", "client", "role", "action", "call_id", "target", "status", "result", "reason")
 END_OF_STREAM = ""  # the sentinel that ends a dashboard's event stream (real messages are never empty)
@@ -78,6 +82,9 @@ class Supervision:
         self._api: ControlApi | None = None  # set by install(): its memory of requests backs /api/audit
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(_Collector(self))
+        # The process itself (memory, CPU, open files, start time) and the Python it runs on.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.engine = engine
         self.attach(engine)
 
@@ -257,21 +264,16 @@ class Supervision:
     # --- views ----------------------------------------------------------------------------------
 
     def agents_by_state(self) -> dict[str, dict[str, int]]:
-        """{role: {logged, available, busy, paused}} for the agents logged in now."""
+        """{role: {state: desks}} for the desks logged in now; each desk in exactly one state, so
+        a sum over states counts every desk once (the logged-in total is apart)."""
         out: dict[str, dict[str, int]] = {}
+        now = self.engine.clock()
         for agent in self.engine.tracker.agents.values():
-            role = self.role_of(agent.interface) or "unknown"
-            counts = out.setdefault(role, {"logged": 0, "available": 0, "busy": 0, "paused": 0})
-            status = agent.status.value
-            if status == "unavailable":
+            state = agent.state(now)
+            if state == AgentStatus.UNAVAILABLE:
                 continue
-            counts["logged"] += 1
-            if status == "available":
-                counts["available"] += 1
-            elif status == "paused":
-                counts["paused"] += 1
-            else:
-                counts["busy"] += 1
+            counts = out.setdefault(self.role_of(agent.interface) or "unknown", dict.fromkeys(AGENT_STATES, 0))
+            counts[state.value] += 1
         return out
 
     def infrastructure(self) -> dict[str, Any]:
@@ -311,6 +313,7 @@ class Supervision:
             "agents": self.agents_by_state(),
             "calls_per_hour": figures.calls_per_hour(now),
             "infrastructure": self.infrastructure(),
+            "alarms": self.alarms(now),
         }
 
     def room_state(self, now: float) -> RoomState:
@@ -391,7 +394,7 @@ class Supervision:
         for view in self.engine.queues_view():
             name = view["queue"]
             members = [a for a in self.engine.tracker.agents.values() if name in a.memberships
-                       and a.status.value == "available"]
+                       and a.state(now) == AgentStatus.AVAILABLE]
             by_role: dict[str, int] = {}
             for agent in members:
                 role = self.role_of(agent.interface) or "unknown"
@@ -583,6 +586,14 @@ class _Collector:
             for queue in queues:
                 family.add_metric([site, queue], life[("queue", queue, metric)])
             yield family
+        levels = [("sas_level_offered", "Calls offered to a level (N1 front office, N2 regulation: first visit at "
+                   "that level)", "offered"),
+                  ("sas_level_answered", "Calls answered at a level (first pick-up there)", "answered")]
+        for name, doc, metric in levels:
+            family = CounterMetricFamily(name, doc, labels=["site", "level"])
+            for level in ("n1", "n2"):
+                family.add_metric([site, level], life[("level", level, metric)])
+            yield family
         transfers = CounterMetricFamily("sas_transfers", "Callers moved between queues by a desk",
                                         labels=["site", "from_queue", "to_queue"])
         for pair in s.figures.names("pair"):
@@ -631,12 +642,16 @@ class _Collector:
             longest.add_metric([site, view["queue"]], view["longest_wait"])
         yield waiting
         yield longest
-        agents = GaugeMetricFamily("sas_agents", "Agents logged in now, by role and state",
+        agents = GaugeMetricFamily("sas_agents", "Desks logged in now, by role and state (each desk in one "
+                                   "state: available, ringing, talking, wrap-up, paused)",
                                    labels=["site", "role", "state"])
+        logged = GaugeMetricFamily("sas_agents_logged_in", "Desks logged in now, by role", labels=["site", "role"])
         for role, counts in sorted(s.agents_by_state().items()):
             for state, value in counts.items():
                 agents.add_metric([site, role, state], value)
+            logged.add_metric([site, role], sum(counts.values()))
         yield agents
+        yield logged
         talk = CounterMetricFamily("sas_agent_talk_seconds", "Talk time of ended agent legs, by role",
                                    labels=["site", "role"])
         legs = CounterMetricFamily("sas_agent_legs", "Ended agent legs, by role", labels=["site", "role"])
@@ -670,6 +685,32 @@ class _Collector:
         for queue, state in s.engine.mutual_aid.governor.states.items():
             overflow.add_metric([site, queue], 1 if state.active else 0)
         yield overflow
+        enabled = GaugeMetricFamily("sas_overflow_enabled", "1 while a queue's overflow rule may fire (0: switched "
+                                    "off by a supervisor or the plan)", labels=["site", "queue"])
+        for queue, state in s.engine.mutual_aid.governor.states.items():
+            enabled.add_metric([site, queue], 0 if state.disabled_by else 1)
+        yield enabled
+        partners = GaugeMetricFamily("sas_partner_state", "1 for the state each partner SAS is in now (accepting, "
+                                     "overloaded, silent, failing)", labels=["site", "partner", "state"])
+        for partner in s.plan.partners:
+            now_state = s.engine.mutual_aid.board.status(partner, now)
+            for state_name in ("accepting", "overloaded", "silent", "failing"):
+                partners.add_metric([site, partner, state_name], 1 if state_name == now_state else 0)
+        yield partners
+        failed = CounterMetricFamily("sas_switchover_failed_dials", "Switched-over calls the partner's trunk did not "
+                                     "take (served here instead)", labels=["site", "line", "partner"])
+        for (line, partner), count in sorted(s.engine.mutual_aid.switch_failed.items()):
+            failed.add_metric([site, line, partner], count)
+        yield failed
+        alarms = GaugeMetricFamily("sas_alarm_active", "1 for every alarm raised now (acknowledged or not)",
+                                   labels=["site", "alarm", "level", "acknowledged"])
+        for alarm in s.alarm_board.active(now):
+            alarms.add_metric([site, alarm["key"], alarm["level"], "yes" if alarm["acknowledged_by"] else "no"], 1)
+        yield alarms
+        build = GaugeMetricFamily("sas_build_info", "The running engine's version and plan (value 1)",
+                                  labels=["site", "version", "plan", "plan_sha256"])
+        build.add_metric([site, VERSION, s.plan.source, s.plan.source_sha256[:12]], 1)
+        yield build
         switched = GaugeMetricFamily("sas_switchover_share_ratio", "Share of a line's new calls switched over",
                                      labels=["site", "line", "partner"])
         for line, switch in s.engine.mutual_aid.switchovers.items():

@@ -214,6 +214,9 @@ class Agent:
     device_status: int = 1
     in_call: bool = False
     logged_in_at: float | None = None
+    #: Until when app_queue keeps the desk out of the rotation after its last call (wrapuptime):
+    #: the phone is idle but the desk writes its notes, so it is not free.
+    wrapup_until: float | None = None
 
     @property
     def paused(self) -> bool:
@@ -231,12 +234,20 @@ class Agent:
             return AgentStatus.PAUSED
         return AgentStatus.AVAILABLE
 
-    def public(self) -> dict[str, object]:
+    def state(self, now: float) -> AgentStatus:
+        """The status at ``now``: an idle desk still in its wrap-up time is in wrap-up, not free
+        (app_queue offers it no call until then, so neither may the figures nor the partners)."""
+        status = self.status
+        if status == AgentStatus.AVAILABLE and self.wrapup_until is not None and now < self.wrapup_until:
+            return AgentStatus.WRAPUP
+        return status
+
+    def public(self, now: float | None = None) -> dict[str, object]:
         return {
             "interface": self.interface,
             "name": self.name,
             "role": self.role,
-            "status": self.status.value,
+            "status": (self.status if now is None else self.state(now)).value,
             "queues": {q: {"paused": m.paused, "reason": m.paused_reason, "penalty": m.penalty}
                        for q, m in self.memberships.items()},
         }

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.core.calls import Agent, AgentLeg, Call, CallState, Membership, QueueVisit, VisitOutcome
+from engine.core.calls import Agent, AgentLeg, AgentStatus, Call, CallState, Membership, QueueVisit, VisitOutcome
 from engine.plan import contexts as C
 
 Event = Mapping[str, str]
@@ -66,6 +66,8 @@ class Tracker:
     """Every live call and agent of one switch, rebuilt from its AMI events."""
 
     def __init__(self, *, keep_ended: int = 2000) -> None:
+        #: Wrap-up seconds per queue (the plan's ``wrapup``, rendered as app_queue's wrapuptime).
+        self.wrapup: dict[str, float] = {}
         self.calls: dict[str, Call] = {}
         self.by_linkedid: dict[str, str] = {}
         self.agents: dict[str, Agent] = {}
@@ -140,9 +142,11 @@ class Tracker:
     def logged_in(self, queue: str) -> int:
         return sum(1 for a in self.agents.values() if queue in a.memberships and a.status.value != "unavailable")
 
-    def available(self, queue: str) -> int:
+    def available(self, queue: str, now: float | None = None) -> int:
+        """Desks app_queue would offer a call now (given ``now``, those in wrap-up are not)."""
         return sum(1 for a in self.agents.values()
-                   if queue in a.memberships and not a.memberships[queue].paused and a.status.value == "available")
+                   if queue in a.memberships and not a.memberships[queue].paused
+                   and (a.status if now is None else a.state(now)) == AgentStatus.AVAILABLE)
 
     def waiting(self, queue: str | None = None) -> list[Call]:
         out = [c for c in self.calls.values() if c.current_visit is not None
@@ -320,6 +324,10 @@ class Tracker:
         call = self._tracked(event)
         if call is None:
             return []
+        agent = self.agents.get(event.get("Interface", ""))
+        wrapup = self.wrapup.get(event.get("Queue", ""), 0.0)
+        if agent is not None and wrapup:
+            agent.wrapup_until = now + wrapup  # app_queue starts the member's wrap-up at AgentComplete
         for leg in reversed(call.legs):
             if leg.ended_at is None and leg.queue == event.get("Queue") and leg.interface == event.get("Interface"):
                 return [self._close_leg(call, leg, now, event.get("Reason", ""))]

@@ -147,6 +147,18 @@ async def test_prometheus_exposition_gives_the_scripted_figures(sqlite_run, tmp_
     # answer is in it while QS30 (strictly under 30 s) leaves it out.
     assert samples(text, "sas_queue_wait_seconds_bucket", queue="n1-arm", le="30.0") == [6.0]
     assert samples(text, "sas_agent_talk_seconds_total", role="arm-n1") == [580.0]
+    # Levels count their offers: never answered without offered (the issue saw "offered: 0").
+    n1_offered, n1_answered = (samples(text, f"sas_level_{m}_total", level="n1") for m in ("offered", "answered"))
+    n2_offered, n2_answered = (samples(text, f"sas_level_{m}_total", level="n2") for m in ("offered", "answered"))
+    assert (n1_offered, n1_answered, n2_offered, n2_answered) == ([13.0], [10.0], [1.0], [1.0])  # one call to AMU
+    # Each desk in exactly one state: the states sum to the desks logged in, role by role.
+    for role in {s_.labels["role"] for f in text_string_to_metric_families(text) for s_ in f.samples
+                 if s_.name == "sas_agents_logged_in"}:
+        assert sum(samples(text, "sas_agents", role=role)) == samples(text, "sas_agents_logged_in", role=role)[0]
+    assert samples(text, "sas_build_info", plan="sas-69.yaml") == [1.0]
+    assert samples(text, "process_resident_memory_bytes") and samples(text, "python_info")
+    assert samples(text, "sas_overflow_enabled", queue="n1-arm") == [1.0]
+    assert sum(samples(text, "sas_partner_state", partner="sas-38")) == 1.0
     exposition = tmp_path / "metrics.txt"
     exposition.write_text(text, encoding="utf-8")
     promtool = shutil.which("promtool")
@@ -231,11 +243,12 @@ async def test_mqtt_snapshot_every_30_seconds_carries_the_figures(broker: Broker
                     break
     try:
         assert snapshot is not None
-        assert snapshot["site"] == "sas-69" and snapshot["version"] == 1
+        assert snapshot["site"] == "sas-69" and snapshot["version"] == 2
         assert snapshot["today"]["sas"]["qs30"] == EXPECTED["qs30"]
         assert snapshot["today"]["sas"]["answered"] == EXPECTED["answered"]
         assert snapshot["windows"]["today"]["qs60"] == EXPECTED["qs60"]
         assert snapshot["today"]["transfers"] == EXPECTED["transfers"]
+        assert "qs30" in {a["key"] for a in snapshot["alarms"]}  # 50 % over 15 min: under the 90 % target
         assert {e["kind"] for e in live} >= {"queue-joined", "queue-left", "agent-connected", "call-ended"}
         # Retained: a supervisor's screen that connects later gets the last snapshot at once.
         async with aiomqtt.Client("127.0.0.1", broker.port) as late:

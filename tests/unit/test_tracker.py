@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.core.calls import CallState, VisitOutcome
+from engine.core.calls import AgentStatus, CallState, VisitOutcome
 from engine.core.tracker import Tracker
 from simulator.transcripts import load_transcript
 
@@ -166,3 +166,24 @@ def test_a_talking_call_gone_while_away_is_closed_leg_and_all() -> None:
     notices = tracker.resync([], [], {}, 1010.0)
     assert [n.kind for n in notices] == ["call-ended"] and call.legs[0].end_reason == "unseen"
     assert call.legs[0].ended_at == 1010.0 and call.state == CallState.ENDED
+
+
+def test_a_desk_in_its_wrap_up_time_is_not_free() -> None:
+    """app_queue keeps a member out of the rotation for the queue's wrapuptime after its call
+    (AgentComplete): the desk is idle but writing up, so it is neither free for the figures nor
+    for the partners (it used to count as available)."""
+    tracker = Tracker()
+    tracker.wrapup = {"n1-arm": 5.0}
+    frames = [f for f in load_transcript(FIXTURES / "02-queue-answer.log") if f.is_event]
+    completed_at = None
+    for frame in frames:
+        tracker.feed(frame.message.as_dict(), frame.at)
+        if frame.message.as_dict().get("Event") == "AgentComplete":
+            completed_at = frame.at
+    assert completed_at is not None
+    [desk] = [a for a in tracker.agents.values() if "n1-arm" in a.memberships]
+    assert desk.state(completed_at + 4.9) == AgentStatus.WRAPUP
+    assert tracker.available("n1-arm", completed_at + 4.9) == 0
+    assert desk.state(completed_at + 5.0) == AgentStatus.AVAILABLE
+    assert tracker.available("n1-arm", completed_at + 5.0) == 1
+    assert desk.public(completed_at + 1)["status"] == "wrap-up"
