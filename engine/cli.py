@@ -266,18 +266,18 @@ def report_monthly(
     csv_out: Path | None = typer.Option(None, "--csv", help="Also write the table as CSV to this file."),
 ) -> None:
     """Annex-3 table 1 and table-3 telephony rows for one month, restricted to SAS hours."""
-    from engine.settings import SettingsError, load_settings
-    from supervision.journal import make_db_engine
+    from engine.settings import SettingsError, load_settings, with_journal_password
+    from supervision.journal import JournalMissing, open_existing_journal
     from supervision.report import monthly, parse_month, render_table, to_csv
 
     try:
         year, number = parse_month(month)
         site_plan = load_plan(plan)
-        url = db or load_settings(config).journal.url()
-    except (ValueError, PlanError, SettingsError) as exc:
+        url = with_journal_password(db) if db else load_settings(config).journal.url()
+        database = open_existing_journal(url)
+    except (ValueError, PlanError, SettingsError, JournalMissing) as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(code=1) from None
-    database = make_db_engine(url)
     try:
         report = monthly(database, site_plan, year, number)
         compared = monthly(database, site_plan, baseline, number) if baseline else None

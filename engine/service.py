@@ -288,6 +288,11 @@ class Engine:
                       reason=reason or None, target=target or "stays")
         if target is None:
             return {"call": call.public(self.clock()), "target": None}
+        leg = call.current_leg
+        if leg is not None and leg.queue == target:
+            # The regulator of the target queue qualifies the file it is already answering (a GP's
+            # "simple medical advice" on a P2): the file is recorded, the caller stays with them.
+            return {"call": call.public(self.clock()), "target": target, "moved": False}
         priority = qualification_priority(self.plan, level, call)
         return await self._move(call, target, priority, by=by, reason=f"qualified {level.value}")
 

@@ -65,13 +65,20 @@ class JournalSettings(_Strict):
     max_buffer: Annotated[int, Field(ge=100, le=10_000_000)] = 100_000
 
     def url(self) -> str:
-        """The database URL; a PostgreSQL password comes from SAS_JOURNAL_PASSWORD, never the file."""
-        password = os.environ.get("SAS_JOURNAL_PASSWORD")
-        if password and self.database.startswith("postgresql"):
-            from sqlalchemy.engine import make_url
+        return with_journal_password(self.database)
 
-            return make_url(self.database).set(password=password).render_as_string(hide_password=False)
-        return self.database
+
+def with_journal_password(url: str) -> str:
+    """The database URL with its PostgreSQL password from SAS_JOURNAL_PASSWORD (never written in a
+    settings file or typed on a command line, where ``ps`` and shell history would keep it)."""
+    password = os.environ.get("SAS_JOURNAL_PASSWORD")
+    if password and url.startswith("postgresql"):
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+        if parsed.password is None:
+            return parsed.set(password=password).render_as_string(hide_password=False)
+    return url
 
 
 #: A bearer token: 16 to 256 visible ASCII characters (no space, nothing a header could fold).

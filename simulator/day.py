@@ -66,6 +66,10 @@ class Desk:
         return f"PJSIP/{self.extension}"
 
 
+#: P2 files the GP regulation closes with a simple medical advice (annex 3, table 1 item 6).
+ADVICE_SHARE = 0.3
+
+
 @dataclass
 class CallerState:
     planned: PlannedCall
@@ -114,6 +118,10 @@ class DayResult:
         if self.summary["transfers"]:
             moves = ", ".join(f"{pair} {n}" for pair, n in sorted(self.summary["transfers"].items()))
             lines.append(f"  transfers: {moves}")
+        if self.hours:
+            lines.append("  hour   offered answered abandoned   QS30")
+            lines += [f"  {h['hour']}  {h['offered']:>7} {h['answered']:>8} {h['abandoned']:>9} {_pct(h['qs30']):>6}"
+                      for h in self.hours]
         if self.partner is not None:
             p = self.partner
             lines.append(f"  partner {p['site']} ({p['desks']} desks per queue): received {p['received']}, "
@@ -163,12 +171,15 @@ class DaySimulation:
         self.partner_waits: list[float] = []
         self._at_partner: dict[str, tuple[CallerState, float]] = {}  # partner Uniqueid -> caller, joined at
         self.rng = random.Random(seed * 31 + 7)
+        #: Its own stream, so the medical advices do not move the other draws of a seed.
+        self.advice_rng = random.Random(seed * 31 + 11)
         self.token = token or secrets.token_urlsafe(16)
         self.calls = plan_day(plan, profile, start, duration, seed)
         self.callers: dict[str, CallerState] = {}
         self.desks: dict[str, list[Desk]] = {}
         self.waits: dict[str, list[float]] = {}
         self.hours: list[dict[str, Any]] = []
+        self._hour_open = start  # the first hour not yet in ``hours``
         self.staffing_log: list[dict[str, Any]] = []
         self.requests = 0
         self.failed_requests = 0
@@ -303,7 +314,9 @@ class DaySimulation:
             def decide() -> None:
                 if state.channel.hungup or state.visits != visit:
                     return
-                if planned.level == "P0":
+                if planned.level == "P0":  # the file is opened P0 and the ARM keeps the caller
+                    self._submit(lambda: self._post(f"/api/calls/{state.channel.uniqueid}/qualify",
+                                                    {"level": "P0", "reason": "simulated"}))
                     self._hang_up_later(state, talk_time(self.profile, "n1", planned.talk), visit)
                 else:
                     self._submit(lambda: self._post(f"/api/calls/{state.channel.uniqueid}/qualify",
@@ -322,6 +335,12 @@ class DaySimulation:
                                                     {"queue": other, "reason": "simulated N2 transfer"}))
             self.scheduler.call_later(talk * 0.3, transfer)
             return
+        if role in ("n2-mg", "pdsa") and planned.level == "P2" and self.advice_rng.random() < ADVICE_SHARE:
+            def advise() -> None:  # the GP closes the file with a simple medical advice
+                if not state.channel.hungup and state.visits == visit:
+                    self._submit(lambda: self._post(f"/api/calls/{state.channel.uniqueid}/qualify", {
+                        "level": "P2", "reason": "conseil médical simple", "medical_advice": True}))
+            self.scheduler.call_later(talk * 0.8, advise)
         self._hang_up_later(state, talk, visit)
 
     def _hang_up_later(self, state: CallerState, after: float, visit: int) -> None:
@@ -456,7 +475,7 @@ class DaySimulation:
         while True:
             now = self.scheduler.now
             if now >= next_hour and now < end:
-                self._close_hour(now)
+                self._close_hours(now, end)
                 await self._restaff(now)
                 next_hour = now - now % 3600 + 3600
             self.scheduler.advance(1.0)
@@ -472,7 +491,7 @@ class DaySimulation:
                 self._show_progress(now, end)
             if now >= end and (not engine.tracker.calls or now >= drain_until):
                 break
-        self._close_hour(self.scheduler.now)
+        self._close_hours(self.scheduler.now, end, final=True)
         if self.progress:
             sys.stderr.write("\n")
 
@@ -481,7 +500,7 @@ class DaySimulation:
         while self.scheduler.now < end and not self.stopped.is_set():
             now = self.scheduler.now
             if now >= next_hour:
-                self._close_hour(now)
+                self._close_hours(now, end)
                 await self._restaff(now)
                 next_hour = now - now % 3600 + 3600
             if self.progress:
@@ -489,18 +508,25 @@ class DaySimulation:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopped.wait(), timeout=1.0)
 
-    def _close_hour(self, now: float) -> None:
-        """The finished hour's counts, for the plot (offered, answered, abandoned, QS30)."""
+    def _close_hours(self, now: float, end: float, *, final: bool = False) -> None:
+        """Each local hour of the period, once it is over, for the plot: [from, to) of the switch's
+        clock, whenever the loop gets there. The last (possibly partial) hour is closed at the end,
+        with the calls still in progress then followed to their end (``final``)."""
         assert self.site is not None and self.site.supervision is not None
         figures = self.site.supervision.figures
-        totals = figures.window("hour", now - 1)
-        r = ratios(totals, "sas")
-        local = datetime.fromtimestamp(now - 1, UTC).astimezone(ZoneInfo(self.plan.site.timezone))
-        if self.hours and self.hours[-1]["hour"] == local.strftime("%H:00"):
-            return
-        if r.offered or self.hours:
-            self.hours.append({"hour": local.strftime("%H:00"), "offered": r.offered, "answered": r.answered,
-                               "abandoned": int(totals[("sas", "", "abandoned")]), "qs30": r.qs30})
+        while True:
+            opened = self._hour_open
+            boundary = min(opened - opened % 3600 + 3600, end)
+            if opened >= end or (boundary > now and not final):
+                return
+            closed = max(now, boundary) if final and boundary >= end else boundary
+            totals = figures.between(opened, closed)
+            r = ratios(totals, "sas")
+            local = datetime.fromtimestamp(opened, UTC).astimezone(ZoneInfo(self.plan.site.timezone))
+            self.hours.append({"hour": local.strftime("%H:00"), "from": opened, "offered": r.offered,
+                               "answered": r.answered, "abandoned": int(totals[("sas", "", "abandoned")]),
+                               "qs30": r.qs30})
+            self._hour_open = boundary
 
     def _show_progress(self, now: float, end: float) -> None:
         assert self.site is not None and self.site.supervision is not None
@@ -522,7 +548,8 @@ def _queue_index(plan: Plan, queue: str) -> int:
 
 
 def plot_day(result: DayResult, path: Path) -> Path:
-    """Calls per hour, QS30 per hour and the waiting callers over the day, to a PNG."""
+    """Calls per hour, QS30 per hour and the load every 30 s, to a PNG; every hour of the period,
+    callers and minutes each on their own axis, the time of day in the site's time zone."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -534,19 +561,29 @@ def plot_day(result: DayResult, path: Path) -> Path:
     top.bar(labels, [h["answered"] for h in result.hours], color="#38b26b", label="answered")
     top.plot(labels, [h["abandoned"] for h in result.hours], color="#e5484d", marker="o", label="abandoned")
     top.set_title(f"{result.site}: calls per hour")
+    top.set_ylabel("calls")
+    top.set_ylim(bottom=0)
     top.legend(loc="upper left")
     top.tick_params(axis="x", labelrotation=60, labelsize=7)
     middle.plot(labels, [math.nan if h["qs30"] is None else 100 * h["qs30"] for h in result.hours], color="#38b26b",
-                marker="o")
+                marker="o", label="QS30")
     middle.axhline(90, color="#8aa0b3", linestyle="--", label="target 90 %")
     middle.set_ylim(0, 105)
+    middle.set_ylabel("%")
     middle.set_title("QS30 per hour (% of answered calls picked up in under 30 s)")
+    middle.legend(loc="lower left")
     middle.tick_params(axis="x", labelrotation=60, labelsize=7)
     hours = [(p["at"] - result.start) / 3600 for p in result.trend]
     bottom.plot(hours, [p["waiting"] for p in result.trend], color="#e7a73a", label="callers waiting")
-    bottom.plot(hours, [p["longest_wait"] / 60 for p in result.trend], color="#e5484d", label="longest wait (min)")
-    bottom.set_xlabel("hours since start")
-    bottom.legend(loc="upper left")
+    bottom.set_ylabel("callers waiting", color="#e7a73a")
+    bottom.set_ylim(bottom=0, top=max([p["waiting"] for p in result.trend] + [5]) * 1.1)
+    minutes = bottom.twinx()
+    minutes.plot(hours, [p["longest_wait"] / 60 for p in result.trend], color="#e5484d", label="longest wait")
+    minutes.set_ylabel("longest wait (min)", color="#e5484d")
+    minutes.set_ylim(bottom=0, top=max([p["longest_wait"] / 60 for p in result.trend] + [1]) * 1.1)
+    bottom.set_xticks([(h["from"] - result.start) / 3600 for h in result.hours], labels, rotation=60, fontsize=7)
+    bottom.set_xlim(0, max(hours + [len(result.hours)]))
+    bottom.set_xlabel("local time at the site")
     bottom.set_title("Load every 30 s")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -356,6 +356,11 @@ class Figures:
                 out.update(bucket)
         return out
 
+    def between(self, start: float, end: float) -> Counter[Key]:
+        """Every figure counted from ``start`` (included) to ``end`` (excluded), to the 30 s bucket
+        (the last 26 hours are kept)."""
+        return self._sum_buckets(int(start // BUCKET), math.ceil(end / BUCKET) - 1)
+
     def window(self, name: str, now: float) -> Counter[Key]:
         index = int(now // BUCKET)
         if name == "all":

@@ -56,6 +56,35 @@ def make_db_engine(url: str) -> Engine:
     return db
 
 
+class JournalMissing(LookupError):
+    """A report asked for a journal that is not there (a wrong path or URL, or never written)."""
+
+
+def open_existing_journal(url: str) -> Engine:
+    """The journal for reading, refused with a clear message when it does not exist: a report
+    must neither create an empty database where it was pointed by mistake nor print a traceback."""
+    from sqlalchemy import inspect
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            raise JournalMissing(f"no journal at {path}: give the engine's journal with --db or SAS_JOURNAL_URL "
+                                 "(the settings' journal.database), e.g. --db sqlite:///var/journal.sqlite3")
+    db = make_db_engine(url)
+    try:
+        present = inspect(db).has_table("calls")
+    except SQLAlchemyError as exc:
+        db.dispose()
+        raise JournalMissing(f"cannot read the journal at {shown}: {str(exc).splitlines()[0]}") from None
+    if not present:
+        db.dispose()
+        raise JournalMissing(f"{shown} holds no call journal (no 'calls' table): is it the engine's journal?")
+    return db
+
+
 def upgrade(db: Engine) -> None:
     """Bring the schema to the latest migration (Alembic); safe to run at every start."""
     config = Config()

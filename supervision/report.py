@@ -60,19 +60,52 @@ class MonthlyReport:
     def qs30(self) -> float | None:
         return self.answered_30 / self.calls_answered if self.calls_answered else None
 
-    def rows(self) -> list[tuple[str, str, str]]:
-        """(indicator, annex item, value) in the annex's order."""
-        qs30 = "" if self.qs30 is None else f"{self.qs30:.1%}"
-        out = [("calls answered by the SAS", "T1.1", str(self.calls_answered)),
-               ("QS30 (answered < 30 s / answered)", "T1.2", qs30),
-               ("regulation files (DRM)", "T1.3", str(self.regulation_files)),
-               ("  of which AMU (P0, P1)", "T1.4", str(self.amu_files)),
-               ("  of which ambulatory (P2)", "T1.5", str(self.ambulatory_files)),
-               ("simple medical advices (MG regulation)", "T1.6", str(self.medical_advices))]
-        for role, (legs, mean) in sorted(self.durations.items()):
-            label = ROLE_LABELS.get(role, role)
-            out.append((f"average call duration, {label}", "T3", f"{mean:.0f} s ({legs} calls)"))
+    def figures(self) -> list[Row]:
+        """The indicators in the annex's order (table 3's roles by item number, 9 to 13)."""
+        out = [Row("calls answered by the SAS", "T1.1", self.calls_answered, "calls"),
+               Row("QS30 (answered < 30 s / answered)", "T1.2", self.qs30, "ratio", self.calls_answered),
+               Row("regulation files (DRM)", "T1.3", self.regulation_files, "files"),
+               Row("  of which AMU (P0, P1)", "T1.4", self.amu_files, "files"),
+               Row("  of which ambulatory (P2)", "T1.5", self.ambulatory_files, "files"),
+               Row("simple medical advices (MG regulation)", "T1.6", self.medical_advices, "advices")]
+        order = list(ROLE_LABELS)
+        for role in sorted(self.durations, key=lambda r: (order.index(r) if r in order else len(order), r)):
+            legs, mean = self.durations[role]
+            out.append(Row(f"average call duration, {ROLE_LABELS.get(role, role)}", "T3", mean, "s", legs))
         return out
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(indicator, annex item, value as a reader reads it)."""
+        return [(row.indicator, row.item, row.shown()) for row in self.figures()]
+
+
+@dataclass(frozen=True)
+class Row:
+    indicator: str
+    item: str
+    value: float | int | None
+    unit: str
+    #: The calls the figure is taken over (QS30's answered calls, a role's calls), if it is a mean or a ratio.
+    over: int | None = None
+
+    def shown(self) -> str:
+        if self.value is None:
+            return ""
+        if self.unit == "ratio":
+            return f"{self.value:.1%}"
+        if self.unit == "s":
+            return f"{self.value:.0f} s ({self.over} calls)"
+        return str(self.value)
+
+    def number(self) -> str:
+        """For a spreadsheet: a plain number (ratio as a fraction, seconds to the tenth)."""
+        if self.value is None:
+            return ""
+        if self.unit == "ratio":
+            return f"{self.value:.4f}"
+        if self.unit == "s":
+            return f"{self.value:.1f}"
+        return str(self.value)
 
 
 def monthly(db: Engine, plan: Plan, year: int, month: int) -> MonthlyReport:
@@ -141,18 +174,22 @@ def render_table(report: MonthlyReport, baseline: MonthlyReport | None = None) -
 
 
 def to_csv(report: MonthlyReport, baseline: MonthlyReport | None = None) -> str:
+    """One row per indicator, numbers only (a ratio as a fraction, durations in seconds), with
+    the unit and the number of calls a ratio or a mean is taken over."""
     out = io.StringIO()
     writer = csv.writer(out)
-    header = ["site", "indicator", "item", report.month]
+    header = ["site", "indicator", "item", "unit", report.month, f"{report.month} over"]
     if baseline:
-        header.append(baseline.month)
+        header += [baseline.month, f"{baseline.month} over"]
     writer.writerow(header)
-    base = {label: value for label, _, value in baseline.rows()} if baseline else {}
-    for label, item, value in report.rows():
-        row = [report.site, label.strip(), item, value]
+    base = {row.indicator: row for row in baseline.figures()} if baseline else {}
+    for row in report.figures():
+        line = [report.site, row.indicator.strip(), row.item, row.unit, row.number(),
+                "" if row.over is None else row.over]
         if baseline:
-            row.append(base.get(label, ""))
-        writer.writerow(row)
+            other = base.get(row.indicator)
+            line += ["", ""] if other is None else [other.number(), "" if other.over is None else other.over]
+        writer.writerow(line)
     return out.getvalue()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from engine.core.calls import Call, VisitOutcome
@@ -101,6 +103,13 @@ async def test_p2_goes_to_gp_by_day_and_to_pdsa_out_of_hours(local_time: str, qu
         assert status == 200, body
         await eventually(lambda: call.current_leg is not None and call.current_leg.queue == queue, what=queue)
         assert site.joined(caller) == ["n1-arm", queue] and not caller.hungup
+        # The GP closes the file with a simple medical advice: recorded, and the caller stays on.
+        leg = call.current_leg
+        status, body = await site.post(f"/api/calls/{caller.uniqueid}/qualify",
+                                       {"level": "P2", "medical_advice": True, "reason": "conseil"})
+        assert status == 200 and body["moved"] is False, body
+        await asyncio.sleep(0.5)
+        assert call.current_leg is leg and site.joined(caller) == ["n1-arm", queue] and not caller.hungup
     finally:
         await site.close()
 

@@ -5,8 +5,11 @@ and the annex-3 report — each must give the same QS30 and counts as the pure c
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import shutil
+import sqlite3
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +27,7 @@ from engine.mqtt import MqttConfig
 from engine.plan import load_plan
 from engine.plan.model import Priority
 from engine.service import Engine
+from engine.settings import with_journal_password
 from simulator.broker import Broker, start_broker
 from simulator.live import eventually
 from supervision.journal import Journal
@@ -196,9 +200,37 @@ async def test_journal_and_report_give_the_same_figures(sqlite_run, tmp_path: Pa
     assert result.exit_code == 0, result.output
     assert "QS30 (answered < 30 s / answered)" in result.output and "50.0%" in result.output
     assert "ARM N1 (item 9)" in result.output and "58 s (10 calls)" in result.output
-    assert "sas-69,calls answered by the SAS,T1.1,10,0" in csv_file.read_text(encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(csv_file.read_text(encoding="utf-8"))))
+    by_item = {(row["item"], row["indicator"]): row for row in rows}
+    assert by_item[("T1.1", "calls answered by the SAS")]["2026-11"] == "10"
+    assert by_item[("T1.1", "calls answered by the SAS")]["2025-11"] == "0"
+    qs30 = by_item[("T1.2", "QS30 (answered < 30 s / answered)")]
+    assert (qs30["unit"], float(qs30["2026-11"]), qs30["2026-11 over"]) == ("ratio", 0.5, "10")  # a number
+    n1 = by_item[("T3", "average call duration, ARM N1 (item 9)")]
+    assert (n1["unit"], float(n1["2026-11"]), n1["2026-11 over"]) == ("s", 58.0, "10")
+    # Table 3 in the annex's item order (9, 10, ...), not alphabetical (10, 9, 12, 13, 11).
+    assert [row["indicator"] for row in rows if row["item"] == "T3"] == [
+        "average call duration, ARM N1 (item 9)", "average call duration, ARM AMU (item 10)"]
     bad = CliRunner().invoke(app, ["report", "monthly", "--month", "2026-13", "--db", url])
     assert bad.exit_code == 1 and "not a month" in bad.output
+
+
+def test_a_report_on_a_journal_that_is_not_there_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    missing = tmp_path / "var" / "journal.sqlite3"
+    result = CliRunner().invoke(app, ["report", "monthly", "--month", "2026-11", "--db", f"sqlite:///{missing}"])
+    assert result.exit_code == 1 and "no journal at" in result.output and "Traceback" not in result.output
+    assert not missing.exists() and not missing.parent.exists()
+    empty = tmp_path / "empty.sqlite3"
+    sqlite3.connect(empty).close()
+    result = CliRunner().invoke(app, ["report", "monthly", "--month", "2026-11", "--db", f"sqlite:///{empty}"])
+    assert result.exit_code == 1 and "holds no call journal" in result.output
+
+
+def test_the_journal_password_comes_from_the_environment_for_a_url_given_by_hand(monkeypatch) -> None:
+    monkeypatch.setenv("SAS_JOURNAL_PASSWORD", "s3cret-from-env")
+    assert with_journal_password("postgresql+psycopg://sas@db/sas") == "postgresql+psycopg://sas:s3cret-from-env@db/sas"
+    assert with_journal_password("postgresql+psycopg://sas:given@db/sas") == "postgresql+psycopg://sas:given@db/sas"
+    assert with_journal_password("sqlite:///var/journal.sqlite3") == "sqlite:///var/journal.sqlite3"
 
 
 async def test_a_restarted_engine_finds_the_days_figures_in_the_journal(sqlite_run, tmp_path: Path) -> None:
