@@ -637,11 +637,20 @@ class _Collector:
         waiting = GaugeMetricFamily("sas_queue_waiting_calls", "Callers waiting now", labels=["site", "queue"])
         longest = GaugeMetricFamily("sas_queue_longest_wait_seconds", "Longest current wait",
                                     labels=["site", "queue"])
+        limit = GaugeMetricFamily("sas_queue_long_wait_limit_seconds", "The plan's long-wait alarm limit",
+                                  labels=["site", "queue"])
+        logged_in = GaugeMetricFamily("sas_queue_logged_in_agents", "Desks logged in to the queue now (paused "
+                                      "included)", labels=["site", "queue"])
         for view in s.engine.queues_view():
             waiting.add_metric([site, view["queue"]], view["waiting"])
             longest.add_metric([site, view["queue"]], view["longest_wait"])
+            limit.add_metric([site, view["queue"]], s.plan.alarms.long_wait_for(s.plan.queues[view["queue"]]))
+            logged_in.add_metric([site, view["queue"]], view["logged_in"])
         yield waiting
         yield longest
+        yield limit
+        yield logged_in
+        yield _gauge("sas_qs30_target_ratio", "The site's QS30 target (annex 3)", site, s.plan.site.qs30_target)
         agents = GaugeMetricFamily("sas_agents", "Desks logged in now, by role and state (each desk in one "
                                    "state: available, ringing, talking, wrap-up, paused)",
                                    labels=["site", "role", "state"])

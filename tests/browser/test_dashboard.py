@@ -156,31 +156,41 @@ async def test_the_wall_screen_opens_from_its_address_fits_1080p_and_a_superviso
         browser: Browser, site: Site) -> None:
     """A wall screen is opened once with a read-only token in the address fragment (never sent to
     the server), and at 1920x1080 the alarms and the queues stay on screen however many wait."""
-    for index in range(25):
+    for index in range(50):
         site.call("116117" if index % 2 else "15", f"06300000{index:02d}")
-    await expect_eventually(lambda: len(site.engine.tracker.waiting()) == 25)
+    await expect_eventually(lambda: len(site.engine.tracker.waiting()) == 50)
     page = await browser.new_page(viewport={"width": 1920, "height": 1080})
     await page.goto(site.base_url + "/dashboard#token=wall-screen-token-0123&wall")
-    await expect(page.locator("#waiting tr")).to_have_count(25, timeout=5000)
+    await expect(page.locator("#waiting-more")).to_have_text("… et 40 autres en attente", timeout=5000)
+    await expect(page.locator("#waiting tr[data-call]")).to_have_count(10)
+    await expect(page.locator("#waiting-count")).to_contain_text("50")
     assert "token" not in page.url  # wiped from the address bar
     assert await page.locator("#login").is_hidden()
     assert await page.locator(".controls").is_hidden() and await page.locator("button.ack").first.is_hidden()
-    for selector in ("#alarms", "#queues", "#qs-15m"):
+    for selector in ("#alarms", "#queues", "#qs-15m", "#waiting-more"):
         box = await page.locator(selector).bounding_box()
         assert box is not None and box["y"] + min(box["height"], 60) <= 1080, f"{selector} pushed off screen"
     await expect(page.locator('[data-queue="n1-arm"]')).to_have_attribute("data-service", "drowning")
-    bands = await page.locator("#waiting tr td:nth-child(3)").all_text_contents()
+    bands = await page.locator("#waiting tr[data-call] td:nth-child(3)").all_text_contents()
     assert bands == sorted(bands, key=lambda b: not b.startswith("urgent")), "urgent callers listed first"
     ARTIFACTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "dashboard-wall-1080p.png"))
     status, _ = await site.post("/api/alarms/nobody:n1-arm/ack", {}, "wall-screen-token-0123")
     assert status == 403  # a wall screen only reads
 
+    # Critical and unacknowledged: the wall flashes and sounds until every one is acknowledged.
+    await expect(page.locator("body")).to_have_attribute("data-alerting", "1")
+    assert await page.evaluate("window.sasBeeps") >= 1
     supervisor = await open_dashboard(browser, site, "super-token")
-    alarm = supervisor.locator('[data-alarm="nobody:n1-arm"]')
-    await alarm.locator("button.ack").click()
-    await expect(alarm).to_contain_text("acquittée par sup-1", timeout=5000)
+    critical = [a["key"] for a in site.live.supervision.alarm_board.active(site.engine.clock())  # type: ignore[union-attr]
+                if a["level"] == "critical"]
+    assert "nobody:n1-arm" in critical
+    for key in critical:
+        alarm = supervisor.locator(f'[data-alarm="{key}"]')
+        await alarm.locator("button.ack").click()
+        await expect(alarm).to_contain_text("acquittée par sup-1", timeout=5000)
     await expect(page.locator('[data-alarm="nobody:n1-arm"]')).to_contain_text("acquittée par sup-1")
+    await expect(page.locator("body")).to_have_attribute("data-alerting", "0")
 
 
 async def expect_eventually(condition, timeout: float = 5.0) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import csv
 import io
 import json
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -407,3 +408,33 @@ async def test_calls_left_open_while_the_engine_was_away_are_closed_at_the_next_
         ("ended-while-away", 2000.0)
     assert (stored(journal, "sas-69-3.2").outcome, stored(journal, "sas-69-3.2").ended_at) == ("answered", 2000.0)
     assert stored(journal, "sas-69-3.3").ended_at is None
+
+
+RULES = ROOT / "supervision" / "prometheus" / "sas-alerts.yml"
+GRAFANA = ROOT / "supervision" / "grafana" / "sas-router.json"
+
+
+def test_the_alert_rules_are_valid_and_fire_as_their_fixtures_say() -> None:
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: run scripts/setup.sh (Debian package 'prometheus')"
+    checked = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run([promtool, "test", "rules", "tests/fixtures/prometheus/sas-alerts-test.yml"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+async def test_the_grafana_dashboard_and_the_rules_read_only_metrics_the_engine_exports(sqlite_run) -> None:
+    """A renamed metric would leave a panel empty and an alert silent: every name they query is in
+    the engine's own exposition (the scripted hour's)."""
+    _, supervision, _ = sqlite_run
+    families = list(text_string_to_metric_families((await supervision.metrics(None)).body.decode()))  # type: ignore[arg-type]
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"), "gauge": ("",), "info": ("",)}
+    exposed = {family.name + suffix for family in families for suffix in suffixes.get(family.type, ("",))}
+    dashboard = json.loads(GRAFANA.read_text(encoding="utf-8"))
+    queries = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    assert len(queries) >= 12 and all(panel["datasource"]["uid"] == "${datasource}" for panel in dashboard["panels"])
+    queries.append(RULES.read_text(encoding="utf-8"))
+    wanted = {name for query in queries for name in re.findall(r"\b((?:sas|process)_[a-z0-9_]+)", query)}
+    assert "sas_queue_long_wait_limit_seconds" in wanted and "sas_switchover_failed_dials_total" in wanted
+    assert wanted - exposed == set()
