@@ -84,7 +84,6 @@ class Engine:
         self.link = self.link_factory(self)
         self.resyncs = 0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._n1 = {q for q, spec in self.plan.queues.items() if spec.role.value == "n1"}
         self.tracker.wrapup = {q: float(spec.wrapup) for q, spec in self.plan.queues.items()}
         self.mutual_aid = MutualAid(self, stale_after=self.options.partner_stale_after)
         self.bus: MqttBus | None = None
@@ -103,7 +102,6 @@ class Engine:
         """Take a plan already validated and installed (engine.reload): new calls follow it, live
         calls keep their records, rules still in force keep their state."""
         self.plan = plan
-        self._n1 = {q for q, spec in plan.queues.items() if spec.role.value == "n1"}
         self.tracker.wrapup = {q: float(spec.wrapup) for q, spec in plan.queues.items()}
         self.mutual_aid.adopt_plan(plan)
         self.broadcast(Notice("plan-reloaded", self.clock(), data={"plan": plan.source,

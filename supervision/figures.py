@@ -1,7 +1,7 @@
 """Quality of service and load figures of one SAS, computed without I/O from the tracker's notices.
 
 How each call counts (annex 3 of the instruction, and how Asterisk reports moves — see
-``../shared/ami-transcripts/README.md``):
+``tests/fixtures/transcripts/README.md``, recordings of a real Asterisk 22):
 
 * **Offered**: a call is offered to the SAS when it first joins a queue here (its line and entry
   queue). Every further join (transfer, fallback, returned overflow) is offered *to that queue*

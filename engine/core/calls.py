@@ -138,13 +138,6 @@ class Call:
             return self.current_leg.queue
         return ""
 
-    def level_waits(self, n1_queues: set[str]) -> tuple[float, float]:
-        """(wait before the first N1 pick-up, total wait in the other queues): a caller's "I
-        waited five minutes" is usually their sum, the annex-3 figures keep them apart."""
-        n1 = sum(v.wait or 0.0 for v in self.visits if v.queue in n1_queues)
-        n2 = sum(v.wait or 0.0 for v in self.visits if v.queue not in n1_queues)
-        return n1, n2
-
     def public(self, now: float) -> dict[str, object]:
         """The record as the control API and the dashboard show it."""
         visit = self.current_visit

@@ -19,7 +19,7 @@ apart as follows:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,12 +111,6 @@ class Tracker:
         if handler is None:
             return []
         return handler(event, now)
-
-    def feed_all(self, events: Iterable[tuple[Event, float]]) -> list[Notice]:
-        notices: list[Notice] = []
-        for event, now in events:
-            notices.extend(self.feed(event, now))
-        return notices
 
     # --- lookups ------------------------------------------------------------------------------
 

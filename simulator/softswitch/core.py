@@ -2,7 +2,7 @@
 
 Pure with respect to I/O: it is driven by a :class:`Scheduler` and reports AMI events to
 listeners. The AMI server, the control API and the tests all drive the same object. Orders of
-events and their fields follow the real Asterisk 22 recordings in ``shared/ami-transcripts``.
+events and their fields follow the real Asterisk 22.10.1 recordings in ``tests/fixtures/transcripts``.
 """
 
 from __future__ import annotations

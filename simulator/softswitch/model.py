@@ -1,8 +1,8 @@
 """Channels, bridges and the AMI events that describe them, shaped as Asterisk 22 shapes them.
 
-Field names and their order are taken from the recordings in ``shared/ami-transcripts`` (every
-channel event carries the same 14-field snapshot, optionally prefixed: ``Dest``, ``LocalOne``,
-``Transferee`` ...).
+Field names and their order are taken from recordings of a real Asterisk 22.10.1 kept in
+``tests/fixtures/transcripts`` (every channel event carries the same 14-field snapshot, optionally
+prefixed: ``Dest``, ``LocalOne``, ``Transferee`` ...).
 """
 
 from __future__ import annotations

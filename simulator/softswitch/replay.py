@@ -90,7 +90,7 @@ def preloaded_members(frames: Iterable[Frame]) -> list[tuple[str, str, str, int,
 
 #: Configuration files the recording session wrote while it ran, by the action before which each
 #: was in place: scenario 03d first tries Atxfer with Asterisk's default features.conf, then writes
-#: ``atxfer => *2`` and reloads (shared/ami-transcripts/README.md, scenario 03d). Until then the
+#: ``atxfer => *2`` and reloads (tests/fixtures/transcripts/README.md, scenario 03d). Until then the
 #: emulator, like the recorded switch, runs with the built-in defaults.
 WRITTEN_DURING_RECORDING: dict[str, tuple[str, ...]] = {"03d-atxfer-15": ("features.conf",)}
 

@@ -1,8 +1,8 @@
 """The emulator's AMI server: a real TCP listener that answers as Asterisk 22's manager.c does.
 
 Any AMI client (panoramisk, telnet) can use it. Messages, error texts and list-response shapes
-are those of the recordings in ``shared/ami-transcripts``. Bad input never kills the server:
-garbage lines are ignored, a message without ``Action`` gets Asterisk's error, an oversized
+are those of a real Asterisk 22.10.1, recorded in ``tests/fixtures/transcripts``. Bad input never
+kills the server: garbage lines are ignored, a message without ``Action`` gets Asterisk's error, an oversized
 message closes that one connection.
 """
 

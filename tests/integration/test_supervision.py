@@ -37,37 +37,13 @@ from supervision.report import monthly
 from supervision.service import Supervision
 from tests.integration.postgres import Cluster, start_cluster
 from tests.scripted import END, EXPECTED, ROLES, scripted_events
+from tests.stubs import StubLink
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = load_plan(ROOT / "dialplans" / "sas-69.yaml")
 #: Qualifications the desks make during the scripted hour: (seconds after T0, call number, level, advice).
 QUALIFICATIONS = [(35, 1, Priority.P1, False), (42, 2, Priority.P0, False), (69, 3, Priority.P0, False),
                   (80, 4, Priority.P2, True)]
-
-
-class StubLink:
-    """The AMI side of the engine without a switch: every action succeeds and is kept."""
-
-    connected = True
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.latencies: list[float] = [0.002, 0.003]
-        self.latency_counts = [0, 1, 1] + [0] * 10
-        self.latency_sum = 0.005
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    async def send(self, action: dict[str, Any]) -> dict[str, str]:
-        self.sent.append(dict(action))
-        return {"Response": "Success"}
-
-    async def send_in_order(self, actions: list[dict[str, Any]]) -> list[dict[str, str]]:
-        return [await self.send(action) for action in actions]
 
 
 class Clock:
