@@ -31,9 +31,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.ami import AmiActionFailed, AmiBusy, AmiLinkDown, UnsafeValue
 from engine.core.calls import Call, CallState
+from engine.core.notices import Notice, NoticeKind
 from engine.core.routing import RoutingError, UndeclaredInterface, check_interface
 from engine.core.switchover import SwitchoverError
-from engine.core.tracker import Notice
 from engine.plan import contexts as C
 from engine.plan.model import Plan, Priority
 from engine.reload import ReloadRefused, reload_plan
@@ -300,7 +300,7 @@ class ControlApi:
         log.info("audit", call_id=entry.call_id or None, client=entry.client, role=entry.role, action=entry.action,
                  target=entry.target, status=status, result=entry.result,
                  reason=str(fields.get("reason", ""))[:200] or None)
-        self.engine.broadcast(Notice("audit", entry.at, call.uniqueid if call else "",
+        self.engine.broadcast(Notice(NoticeKind.AUDIT, entry.at, call.uniqueid if call else "",
                                      {**entry.public(), "reason": str(fields.get("reason", ""))}))
 
     @web.middleware

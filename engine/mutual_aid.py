@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from engine.ami import AmiActionFailed, AmiLinkDown
 from engine.core.calls import Call, VisitOutcome
 from engine.core.mutual_aid import Choice, OverflowGovernor, PartnerBoard, QueueLoad, Transition, load_message
+from engine.core.notices import Notice, NoticeKind
 from engine.core.routing import utcnow_from
 from engine.core.switchover import DB_HOLD, DB_META, Switchover, check_request, preset_decisions
-from engine.core.tracker import Notice
 from engine.plan import contexts as C
 from engine.plan.model import LineKind, Plan
 
@@ -34,7 +34,7 @@ class JournalEntry:
     """One mutual-aid decision: who asked, why, when. Also handed to the engine's listeners."""
 
     at: float
-    kind: str
+    kind: NoticeKind
     subject: str  # the line or queue concerned
     partner: str
     by: str
@@ -129,7 +129,8 @@ class MutualAid:
 
     # --- journal --------------------------------------------------------------------------------
 
-    def _journal(self, kind: str, subject: str, partner: str, by: str, reason: str, share: int | None = None) -> None:
+    def _journal(self, kind: NoticeKind, subject: str, partner: str, by: str, reason: str,
+                 share: int | None = None) -> None:
         entry = JournalEntry(self.engine.clock(), kind, subject, partner, by, reason, share)
         self.journal.append(entry)
         self.log.info(kind, subject=subject, partner=partner or None, by=by, reason=reason, share=share)
@@ -151,9 +152,10 @@ class MutualAid:
         replaced = self.switchovers.get(switch.line)
         self.switchovers[switch.line] = switch
         if replaced is not None:
-            self._journal("switchover-ended", switch.line, replaced.partner, switch.by,
+            self._journal(NoticeKind.SWITCHOVER_ENDED, switch.line, replaced.partner, switch.by,
                           f"replaced by a switch-over to {switch.partner}", replaced.share)
-        self._journal("switchover-started", switch.line, switch.partner, switch.by, switch.reason, switch.share)
+        self._journal(NoticeKind.SWITCHOVER_STARTED, switch.line, switch.partner, switch.by, switch.reason,
+                      switch.share)
 
     async def end_switchover(self, line: str, *, by: str, reason: str) -> Switchover:
         async with self.changing:
@@ -169,7 +171,7 @@ class MutualAid:
         if switch.preset is not None and by != "schedule":
             await self.engine.db_put(DB_HOLD, switch.preset, f"{by}|{reason}")
             self.holds.add(switch.preset)
-        self._journal("switchover-ended", line, switch.partner, by, reason, switch.share)
+        self._journal(NoticeKind.SWITCHOVER_ENDED, line, switch.partner, by, reason, switch.share)
         return switch
 
     async def _apply_presets(self, now: float) -> None:
@@ -199,7 +201,7 @@ class MutualAid:
         else:
             await self.engine.db_put(DB_OVERFLOW_OFF, queue, f"{by}|{reason}")
             state.disabled_by, state.disabled_reason = by, reason
-        self._journal("overflow-enabled" if enabled else "overflow-disabled", queue, "", by, reason)
+        self._journal(NoticeKind.OVERFLOW_ENABLED if enabled else NoticeKind.OVERFLOW_DISABLED, queue, "", by, reason)
         return {"queue": queue, **state.public(self.engine.clock())}
 
     async def _overflow(self, now: float) -> None:
@@ -249,18 +251,18 @@ class MutualAid:
 
     def on_notice(self, notice: Notice) -> None:
         """Count what crossed the trunks, and notice a partner trunk that sent a caller back."""
-        if notice.kind == "switchover-dial-failed":
+        if notice.kind == NoticeKind.SWITCHOVER_DIAL_FAILED:
             self._switch_failed(str(notice.data["subject"]), str(notice.data["partner"]), notice.at,
                                 notice.uniqueid)
             return
         call = self.engine.tracker.calls.get(notice.uniqueid) if notice.uniqueid else None
         if call is None:
             return
-        if notice.kind == "queue-left":
+        if notice.kind == NoticeKind.QUEUE_LEFT:
             self.pending.pop(call.uniqueid, None)
             if notice.data.get("outcome") == VisitOutcome.OVERFLOWED.value:
                 self.overflowed_out[str(notice.data.get("destination"))] += 1
-        elif notice.kind == "queue-joined":
+        elif notice.kind == NoticeKind.QUEUE_JOINED:
             if len(call.visits) == 1 and call.inbound:
                 self.inbound[(call.origin, call.inbound)] += 1
             if len(call.visits) >= 2 and call.visits[-2].outcome == VisitOutcome.OVERFLOWED:
@@ -274,7 +276,7 @@ class MutualAid:
         self.switch_failed[(line, partner)] += 1
         self.switch_failed_at.setdefault((line, partner), deque(maxlen=1000)).append(at)
         self.board.trunk_failed(partner, at)
-        self.journal.append(JournalEntry(at, "switchover-dial-failed", line, partner, "switch",
+        self.journal.append(JournalEntry(at, NoticeKind.SWITCHOVER_DIAL_FAILED, line, partner, "switch",
                                          f"{partner} did not take the call"))
         self.log.warning("switched-over call came back: partner did not take it", line=line, partner=partner,
                          uniqueid=uniqueid)

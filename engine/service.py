@@ -18,6 +18,7 @@ import structlog
 
 from engine.ami import AmiActionFailed, AmiBusy, AmiLink, AmiLinkDown, UnsafeValue, as_event
 from engine.core.calls import Call, CallState, Transfer, VisitOutcome
+from engine.core.notices import Notice, NoticeKind
 from engine.core.routing import (
     Move,
     RoutingError,
@@ -28,7 +29,7 @@ from engine.core.routing import (
     qualification_target,
     utcnow_from,
 )
-from engine.core.tracker import Notice, Tracker
+from engine.core.tracker import Tracker
 from engine.mqtt import MqttBus, MqttConfig
 from engine.mutual_aid import MutualAid
 from engine.plan import Plan
@@ -104,7 +105,7 @@ class Engine:
         self.plan = plan
         self.tracker.wrapup = {q: float(spec.wrapup) for q, spec in plan.queues.items()}
         self.mutual_aid.adopt_plan(plan)
-        self.broadcast(Notice("plan-reloaded", self.clock(), data={"plan": plan.source,
+        self.broadcast(Notice(NoticeKind.PLAN_RELOADED, self.clock(), data={"plan": plan.source,
                                                                    "sha256": plan.source_sha256}))
 
     # --- lifecycle ----------------------------------------------------------------------------
@@ -161,15 +162,19 @@ class Engine:
     # --- events -------------------------------------------------------------------------------
 
     def on_event(self, event: dict[str, str]) -> None:
+        refused = self.tracker.refused_total
         for notice in self.tracker.feed(event, self.clock()):
             self._notice(notice)
+        if self.tracker.refused_total != refused:
+            self.log.error("event refused: illegal call transition", event=event.get("Event"),
+                           uniqueid=event.get("Uniqueid"), why=self.tracker.refused[-1][1])
 
     def _notice(self, notice: Notice) -> None:
         call = self.tracker.calls.get(notice.uniqueid) if notice.uniqueid else None
         call_id = (call.call_id or call.uniqueid) if call else notice.uniqueid or None
-        if notice.kind != "agent-changed":
+        if notice.kind != NoticeKind.AGENT_CHANGED:
             self.log.info(notice.kind, call_id=call_id, **{k: v for k, v in notice.data.items() if v is not None})
-        if notice.kind == "queue-joined" and call is not None and len(call.visits) == 1 and call.caller_num:
+        if notice.kind == NoticeKind.QUEUE_JOINED and call is not None and len(call.visits) == 1 and call.caller_num:
             # The dialplan raises the priority of a number seen within the window (repeat caller).
             self._spawn(self._remember_caller(call.caller_num))
         self.mutual_aid.on_notice(notice)
@@ -225,12 +230,12 @@ class Engine:
         notices = self.tracker.resync(channels, entries, tags, self.clock(), since=since)
         self.resyncs += 1
         self.log.info("resynchronised", live_calls=len(self.tracker.calls), agents=len(self.tracker.agents),
-                      adopted=sum(1 for n in notices if n.kind == "call-adopted"), resyncs=self.resyncs)
+                      adopted=sum(1 for n in notices if n.kind == NoticeKind.CALL_ADOPTED), resyncs=self.resyncs)
         for notice in notices:
             self._notice(notice)
         await self._restore_roles()
         # The journal closes what it still holds open and the switch no longer has.
-        self.broadcast(Notice("resynchronised", self.clock(), data={
+        self.broadcast(Notice(NoticeKind.RESYNCHRONISED, self.clock(), data={
             "live": [c.call_id or f"{self.plan.site.id}-{c.uniqueid}" for c in self.tracker.calls.values()]}))
         await self.mutual_aid.load_state()
 
@@ -279,7 +284,7 @@ class Engine:
                       medical_advice: bool = False) -> dict[str, Any]:
         call = self._call(ident)
         call.qualification, call.qualification_reason, call.qualified_by = level.value, reason, by
-        self.broadcast(Notice("qualified", self.clock(), call.uniqueid,
+        self.broadcast(Notice(NoticeKind.QUALIFIED, self.clock(), call.uniqueid,
                               {"level": level.value, "by": by, "reason": reason, "medical_advice": medical_advice}))
         target = qualification_target(self.plan, level, utcnow_from(self.clock()))
         self.log.info("qualified", call_id=call.call_id or call.uniqueid, level=level.value, by=by,

@@ -30,8 +30,8 @@ import aiohttp
 import structlog
 
 from engine.api import Client
+from engine.core.notices import Notice, NoticeKind
 from engine.core.routing import qualification_target, utcnow_from
-from engine.core.tracker import Notice
 from engine.mqtt import MqttConfig
 from engine.plan import Plan
 from engine.plan import contexts as C
@@ -351,7 +351,7 @@ class DaySimulation:
         self.scheduler.call_later(after, hang_up)
 
     def _on_notice(self, notice: Notice) -> None:
-        if notice.kind == "queue-left" and notice.data.get("outcome") == "answered":
+        if notice.kind == NoticeKind.QUEUE_LEFT and notice.data.get("outcome") == "answered":
             self.waits.setdefault(str(notice.data.get("queue")), []).append(float(notice.data.get("wait") or 0.0))
 
     # --- the desks' side: HTTP, as a telephony bar ------------------------------------------------

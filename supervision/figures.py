@@ -41,8 +41,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.core.calls import Call, QueueVisit, VisitOutcome
-from engine.core.tracker import Notice
+from engine.core.notices import Notice, NoticeKind
 from engine.plan import Plan
+from engine.plan.model import Role
 
 BUCKET = 30.0
 WINDOWS = ("30s", "last_30s", "15m", "hour", "today", "month", "all")
@@ -113,8 +114,7 @@ class Figures:
         """The plan's settings the figures read (a reload changes them; the counts stay)."""
         self.short_abandon = float(plan.site.short_abandon)
         self.target = plan.site.qs30_target
-        self.queue_roles = {q: spec.role.value for q, spec in plan.queues.items()}
-        self.n1 = {q for q, role in self.queue_roles.items() if role == "n1"}
+        self.n1 = set(plan.queues_with_role(Role.N1))
 
     # --- recording ------------------------------------------------------------------------------
 
@@ -178,21 +178,21 @@ class Figures:
         if call is None:
             return
         kind, at = notice.kind, notice.at
-        if kind == "queue-joined":
+        if kind == NoticeKind.QUEUE_JOINED:
             self._joined(call, str(notice.data.get("queue", "")), at)
-        elif kind == "queue-left":
+        elif kind == NoticeKind.QUEUE_LEFT:
             self._left(call, notice.data, at)
-        elif kind == "agent-connected":
+        elif kind == NoticeKind.AGENT_CONNECTED:
             self._connected(call, str(notice.data.get("queue", "")), at)
-        elif kind == "agent-leg-ended":
+        elif kind == NoticeKind.AGENT_LEG_ENDED:
             talk = notice.data.get("talk_time")
             role = role_of(str(notice.data.get("interface", ""))) or "unknown"
             if talk is not None:
                 self._add(at, "role", role, "legs")
                 self._add(at, "role", role, "talk_sum", float(talk))
-        elif kind == "call-ended":
+        elif kind == NoticeKind.CALL_ENDED:
             self._ended(call, at)
-        elif kind == "call-adopted":
+        elif kind == NoticeKind.CALL_ADOPTED:
             self._adopted(call, at)
 
     def _adopted(self, call: Call, at: float) -> None:
@@ -318,24 +318,24 @@ class Figures:
             if kind == "join":
                 visit = call.visits[index]
                 live.visits.append(QueueVisit(visit.queue, visit.joined_at))
-                self.observe(Notice("queue-joined", at, call.uniqueid, {"queue": visit.queue}), live, role_of)
+                self.observe(Notice(NoticeKind.QUEUE_JOINED, at, call.uniqueid, {"queue": visit.queue}), live, role_of)
             elif kind == "leave":
                 visit = call.visits[index]
                 live.visits[index].left_at, live.visits[index].outcome = visit.left_at, visit.outcome
                 live.visits[index].destination = visit.destination
-                self.observe(Notice("queue-left", at, call.uniqueid, {
+                self.observe(Notice(NoticeKind.QUEUE_LEFT, at, call.uniqueid, {
                     "queue": visit.queue, "outcome": visit.outcome.value, "wait": visit.wait,
                     "destination": visit.destination}), live, role_of)
             elif kind == "connect":
                 live.legs.append(call.legs[index])
-                self.observe(Notice("agent-connected", at, call.uniqueid, {"queue": call.legs[index].queue}),
+                self.observe(Notice(NoticeKind.AGENT_CONNECTED, at, call.uniqueid, {"queue": call.legs[index].queue}),
                              live, role_of)
             else:
                 leg = call.legs[index]
-                self.observe(Notice("agent-leg-ended", at, call.uniqueid, {
+                self.observe(Notice(NoticeKind.AGENT_LEG_ENDED, at, call.uniqueid, {
                     "queue": leg.queue, "interface": leg.interface, "talk_time": leg.talk_time}), live, role_of)
         if call.ended_at is not None:
-            self.observe(Notice("call-ended", call.ended_at, call.uniqueid, {}), live, role_of)
+            self.observe(Notice(NoticeKind.CALL_ENDED, call.ended_at, call.uniqueid, {}), live, role_of)
 
     def sample(self, at: float, waiting: int, longest_wait: float, agents: dict[str, int]) -> None:
         """A point of the load trend (the adapter calls it every 30 s)."""

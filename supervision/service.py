@@ -27,7 +27,7 @@ from engine import VERSION
 from engine.aio import cancel_and_wait, cancel_requested
 from engine.ami import LATENCY_BUCKETS
 from engine.core.calls import AgentStatus
-from engine.core.tracker import Notice
+from engine.core.notices import Notice, NoticeKind
 from supervision.alarms import (
     SWITCH_FAILURE_WINDOW,
     AlarmBoard,
@@ -104,7 +104,7 @@ class Supervision:
     # --- notices --------------------------------------------------------------------------------
 
     def on_notice(self, notice: Notice) -> None:
-        if notice.kind == "plan-reloaded":
+        if notice.kind == NoticeKind.PLAN_RELOADED:
             self.plan = self.engine.plan
             self.figures.adopt_plan(self.plan)
             self.alarm_board.clear_after = self.plan.alarms.clear_after
@@ -119,25 +119,26 @@ class Supervision:
         journal = self.journal
         assert journal is not None
         data = notice.data
-        if call is not None and notice.kind in ("queue-left", "agent-connected", "call-ended", "agent-leg-ended",
-                                                "call-adopted"):
+        if call is not None and notice.kind in (NoticeKind.QUEUE_LEFT, NoticeKind.AGENT_CONNECTED,
+                                                NoticeKind.CALL_ENDED, NoticeKind.AGENT_LEG_ENDED,
+                                                NoticeKind.CALL_ADOPTED):
             journal.add_call(call, self.role_of)  # at the answer too: a crash then loses no answered call
-        elif notice.kind == "resynchronised":
+        elif notice.kind == NoticeKind.RESYNCHRONISED:
             journal.add(CLOSE_UNSEEN, {"at": notice.at, "live": list(data.get("live", []))})
-        elif call is not None and notice.kind == "qualified":
+        elif call is not None and notice.kind == NoticeKind.QUALIFIED:
             journal.add_call(call, self.role_of)
             journal.add("qualifications", {"call_id": call.call_id or f"{self.plan.site.id}-{call.uniqueid}",
                                            "at": notice.at, "level": data["level"], "by": data["by"],
                                            "reason": data.get("reason", ""),
                                            "medical_advice": bool(data.get("medical_advice"))})
-        elif notice.kind.startswith(("switchover-", "overflow-")):
+        elif notice.kind.is_mutual_aid:
             journal.add("mutual_aid_journal", {"site": self.plan.site.id, "at": notice.at, "kind": notice.kind,
                                                "subject": data.get("subject", ""),
                                                "partner": data.get("partner") or "", "by": data.get("by", ""),
                                                "reason": data.get("reason", ""), "share": data.get("share")})
-        elif notice.kind == "audit":
+        elif notice.kind == NoticeKind.AUDIT:
             journal.add("audit_trail", {"site": self.plan.site.id, **{k: data[k] for k in AUDIT_FIELDS}})
-        elif notice.kind == "agent-changed":
+        elif notice.kind == NoticeKind.AGENT_CHANGED:
             self._agent_session(str(data.get("interface", "")), notice.at, data.get("status") == "logged-out")
 
     def _agent_session(self, interface: str, at: float, gone: bool) -> None:
@@ -155,10 +156,11 @@ class Supervision:
 
     def _live(self, notice: Notice, call: Any) -> None:
         """Call and agent events for MQTT subscribers (not retained; dropped if nobody drains them)."""
-        if notice.kind == "agent-changed":
+        if notice.kind == NoticeKind.AGENT_CHANGED:
             leaf, payload = "events/agent", {"kind": notice.kind, "at": notice.at, **notice.data}
-        elif call is not None and notice.kind in ("queue-joined", "queue-left", "agent-connected", "call-ended",
-                                                  "qualified"):
+        elif call is not None and notice.kind in (NoticeKind.QUEUE_JOINED, NoticeKind.QUEUE_LEFT,
+                                                  NoticeKind.AGENT_CONNECTED, NoticeKind.CALL_ENDED,
+                                                  NoticeKind.QUALIFIED):
             leaf = "events/call"
             payload = {"kind": notice.kind, "at": notice.at, "call_id": call.call_id or call.uniqueid,
                        "line": call.line, "origin": call.origin, **{k: v for k, v in notice.data.items()
@@ -341,7 +343,7 @@ class Supervision:
                         for queue, state in aid.governor.states.items() if state.active
                         for partner in aid.governor.rules[queue].partners)
         roles = {self.role_of(a.interface) for a in self.engine.tracker.agents.values()
-                 if a.status.value != "unavailable"}
+                 if a.status != AgentStatus.UNAVAILABLE}
         link = self.engine.link
         return RoomState(
             now=now, queues=tuple(queues), qs30_target=plan.site.qs30_target, qs30_15m=sas.qs30,

@@ -9,7 +9,7 @@ records, so every field that a figure uses says exactly when it is set.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 
 
 class VisitOutcome(StrEnum):
@@ -36,6 +36,22 @@ class CallState(StrEnum):
     TALKING = "talking"
     MOVING = "moving"  # between two queues (transfer, overflow, fallback)
     ENDED = "ended"
+
+
+class IllegalTransition(ValueError):
+    """A call asked to go where no call can go (out of ENDED, back to RINGING)."""
+
+
+#: Where a call may go from each state. A call never comes back from the end, nor goes back to
+#: ringing in the dialplan; between queues, desks and moves, the switch decides (a caller may be
+#: redirected into a queue from anywhere, a desk may pick up a caller who was moving).
+TRANSITIONS: dict[CallState, frozenset[CallState]] = {
+    CallState.RINGING: frozenset({CallState.WAITING, CallState.TALKING, CallState.MOVING, CallState.ENDED}),
+    CallState.WAITING: frozenset({CallState.WAITING, CallState.TALKING, CallState.MOVING, CallState.ENDED}),
+    CallState.TALKING: frozenset({CallState.WAITING, CallState.TALKING, CallState.MOVING, CallState.ENDED}),
+    CallState.MOVING: frozenset({CallState.WAITING, CallState.TALKING, CallState.MOVING, CallState.ENDED}),
+    CallState.ENDED: frozenset(),
+}
 
 
 @dataclass
@@ -122,6 +138,13 @@ class Call:
     #: The last member leg that answered this caller but is not bridged yet (DialEnd ANSWER).
     answering: bool = False
 
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "state" and "state" in self.__dict__:
+            current = self.__dict__["state"]
+            if value not in TRANSITIONS[current]:
+                raise IllegalTransition(f"call {self.uniqueid}: {current} -> {value} is not a call's path")
+        object.__setattr__(self, name, value)
+
     @property
     def current_visit(self) -> QueueVisit | None:
         return self.visits[-1] if self.visits and self.visits[-1].outcome == VisitOutcome.WAITING else None
@@ -179,6 +202,20 @@ class Call:
         }
 
 
+class DeviceState(IntEnum):
+    """Asterisk's device states as app_queue reports a member's ``Status`` (devicestate.h)."""
+
+    UNKNOWN = 0
+    NOT_INUSE = 1
+    INUSE = 2
+    BUSY = 3
+    INVALID = 4
+    UNAVAILABLE = 5
+    RINGING = 6
+    RINGINUSE = 7
+    ONHOLD = 8
+
+
 class AgentStatus(StrEnum):
     AVAILABLE = "available"
     RINGING = "ringing"
@@ -204,7 +241,7 @@ class Agent:
     name: str
     role: str = ""
     memberships: dict[str, Membership] = field(default_factory=dict)
-    device_status: int = 1
+    device_status: int = DeviceState.NOT_INUSE
     in_call: bool = False
     logged_in_at: float | None = None
     #: Until when app_queue keeps the desk out of the rotation after its last call (wrapuptime):
@@ -217,11 +254,11 @@ class Agent:
 
     @property
     def status(self) -> AgentStatus:
-        if self.device_status in (5, 4):
+        if self.device_status in (DeviceState.UNAVAILABLE, DeviceState.INVALID):
             return AgentStatus.UNAVAILABLE
-        if self.device_status in (6, 7):
+        if self.device_status in (DeviceState.RINGING, DeviceState.RINGINUSE):
             return AgentStatus.RINGING
-        if self.in_call or self.device_status in (2, 3, 8):
+        if self.in_call or self.device_status in (DeviceState.INUSE, DeviceState.BUSY, DeviceState.ONHOLD):
             return AgentStatus.TALKING
         if self.paused:
             return AgentStatus.PAUSED

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core.calls import Call, VisitOutcome
+from engine.core.notices import NoticeKind
 from engine.plan.model import OverflowRule, Plan
 
 #: Version of the load message published on MQTT; a partner ignores versions it does not know.
@@ -72,7 +73,7 @@ class Transition:
     """An overflow episode starting or ending on a queue: journaled, shown to supervisors."""
 
     queue: str
-    kind: str  # "overflow-started" | "overflow-ended"
+    kind: NoticeKind  # OVERFLOW_STARTED | OVERFLOW_ENDED
     reasons: tuple[str, ...]
 
 
@@ -127,18 +128,18 @@ class OverflowGovernor:
             if not state.active:
                 state.active, state.since = True, now
                 state.episodes += 1
-                return Transition(load.queue, "overflow-started", state.reasons)
+                return Transition(load.queue, NoticeKind.OVERFLOW_STARTED, state.reasons)
             return None
         if not state.active:
             return None
         if state.disabled_by:
             state.active, state.since, state.reasons = False, None, ()
-            return Transition(load.queue, "overflow-ended", ("overflow switched off",))
+            return Transition(load.queue, NoticeKind.OVERFLOW_ENDED, ("overflow switched off",))
         if state.clear_since is None:
             state.clear_since = now
         if now - state.clear_since >= rule.hysteresis:
             state.active, state.since, state.reasons = False, None, ()
-            return Transition(load.queue, "overflow-ended", (f"clear for {rule.hysteresis} s",))
+            return Transition(load.queue, NoticeKind.OVERFLOW_ENDED, (f"clear for {rule.hysteresis} s",))
         return None
 
     def select(self, queue: str, waiting: Iterable[Call], load: QueueLoad, now: float, *,

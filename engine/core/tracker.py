@@ -20,10 +20,20 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
-from engine.core.calls import Agent, AgentLeg, AgentStatus, Call, CallState, Membership, QueueVisit, VisitOutcome
+from engine.core.calls import (
+    Agent,
+    AgentLeg,
+    AgentStatus,
+    Call,
+    CallState,
+    IllegalTransition,
+    Membership,
+    QueueVisit,
+    VisitOutcome,
+)
+from engine.core.notices import Notice, NoticeKind
 from engine.plan import contexts as C
 
 Event = Mapping[str, str]
@@ -34,16 +44,6 @@ _TAGS = {
     C.VAR_GEOLOC: "geolocation", C.VAR_ORIGIN: "origin", C.VAR_ENTRY_QUEUE: "entry_queue",
     C.VAR_SWITCHED_TO: "switched_to", C.VAR_INBOUND: "inbound", C.VAR_OVERFLOWED_TO: "overflowed_to",
 }
-
-
-@dataclass(frozen=True)
-class Notice:
-    """Something the rest of the engine may want to know (journal, metrics, MQTT)."""
-
-    kind: str
-    at: float
-    uniqueid: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,6 +68,9 @@ class Tracker:
     def __init__(self, *, keep_ended: int = 2000) -> None:
         #: Wrap-up seconds per queue (the plan's ``wrapup``, rendered as app_queue's wrapuptime).
         self.wrapup: dict[str, float] = {}
+        #: Events refused because they would make an illegal call transition: (when, why).
+        self.refused: deque[tuple[float, str]] = deque(maxlen=100)
+        self.refused_total = 0
         self.calls: dict[str, Call] = {}
         self.by_linkedid: dict[str, str] = {}
         self.agents: dict[str, Agent] = {}
@@ -110,7 +113,14 @@ class Tracker:
         handler = self._handlers.get(event.get("Event", ""))
         if handler is None:
             return []
-        return handler(event, now)
+        try:
+            return handler(event, now)
+        except IllegalTransition as exc:
+            # An event that would take a call where no call goes (a late event for a call that
+            # has ended): refused, the record stays as it was, and the engine logs it.
+            self.refused.append((now, str(exc)))
+            self.refused_total += 1
+            return []
 
     # --- lookups ------------------------------------------------------------------------------
 
@@ -134,7 +144,7 @@ class Tracker:
         return None
 
     def logged_in(self, queue: str) -> int:
-        return sum(1 for a in self.agents.values() if queue in a.memberships and a.status.value != "unavailable")
+        return sum(1 for a in self.agents.values() if queue in a.memberships and a.status != AgentStatus.UNAVAILABLE)
 
     def available(self, queue: str, now: float | None = None) -> int:
         """Desks app_queue would offer a call now (given ``now``, those in wrap-up are not)."""
@@ -202,7 +212,7 @@ class Tracker:
             # call: the caller comes back to its entry queue here, and the room must know.
             failed = call.switched_to
             call.switched_to = ""
-            return [Notice("switchover-dial-failed", now, call.uniqueid,
+            return [Notice(NoticeKind.SWITCHOVER_DIAL_FAILED, now, call.uniqueid,
                            {"subject": call.line, "partner": failed, "by": "switch",
                             "reason": f"{failed} did not take the call"})]
         if attribute is not None:
@@ -220,6 +230,7 @@ class Tracker:
                                                                              talking=True)
         if call is None:
             return []
+        call.state = CallState.WAITING  # first: an illegal join is refused before it changes anything
         uniqueid = call.uniqueid
         channel = event.get("Channel", call.channel)
         if event.get("Uniqueid", "") not in self.helpers:
@@ -231,15 +242,14 @@ class Tracker:
         visit = QueueVisit(queue=queue, joined_at=now, priority=call.priority, position=_int(event.get("Position")),
                            channel=channel)
         call.visits.append(visit)
-        call.state = CallState.WAITING
         call.expected_move = None
         self._join_location[uniqueid] = (event.get("Context", ""), event.get("Exten", ""), event.get("Priority", ""))
         self._exits.pop(uniqueid, None)
-        notices = [Notice("queue-joined", now, uniqueid, {"queue": queue, "position": visit.position})]
+        notices = [Notice(NoticeKind.QUEUE_JOINED, now, uniqueid, {"queue": queue, "position": visit.position})]
         for transfer in reversed(call.transfers):
             if transfer.confirmed_at is None and queue in (transfer.target_queue, transfer.fallback_queue):
                 transfer.confirmed_at = now
-                notices.append(Notice("transfer-confirmed", now, uniqueid, {"queue": queue}))
+                notices.append(Notice(NoticeKind.TRANSFER_CONFIRMED, now, uniqueid, {"queue": queue}))
                 break
         return notices
 
@@ -279,7 +289,7 @@ class Tracker:
             visit.outcome = VisitOutcome.TIMED_OUT
         call.answering = False
         call.state = CallState.TALKING if visit.outcome == VisitOutcome.ANSWERED else CallState.MOVING
-        return [Notice("queue-left", now, call.uniqueid,
+        return [Notice(NoticeKind.QUEUE_LEFT, now, call.uniqueid,
                        {"queue": visit.queue, "outcome": visit.outcome.value, "wait": visit.wait,
                         "destination": visit.destination})]
 
@@ -301,7 +311,7 @@ class Tracker:
         agent = self.agents.get(leg.interface)
         if agent is not None:
             agent.in_call = True
-        return [Notice("agent-connected", now, call.uniqueid,
+        return [Notice(NoticeKind.AGENT_CONNECTED, now, call.uniqueid,
                        {"queue": leg.queue, "agent": leg.member_name, "interface": leg.interface,
                         "hold_time": _int(event.get("HoldTime"))})]
 
@@ -310,7 +320,7 @@ class Tracker:
         agent = self.agents.get(leg.interface)
         if agent is not None:
             agent.in_call = False
-        return Notice("agent-leg-ended", now, call.uniqueid,
+        return Notice(NoticeKind.AGENT_LEG_ENDED, now, call.uniqueid,
                       {"queue": leg.queue, "agent": leg.member_name, "interface": leg.interface,
                        "talk_time": leg.talk_time, "reason": reason})
 
@@ -348,7 +358,7 @@ class Tracker:
         self._cut.discard(uniqueid)
         call.state, call.ended_at, call.hangup_cause = CallState.ENDED, now, _int(event.get("Cause"), 0)
         self._forget(call)
-        notices.append(Notice("call-ended", now, uniqueid, {"cause": call.hangup_cause}))
+        notices.append(Notice(NoticeKind.CALL_ENDED, now, uniqueid, {"cause": call.hangup_cause}))
         return notices
 
     def _soft_hangup(self, event: Event, now: float) -> list[Notice]:
@@ -401,7 +411,7 @@ class Tracker:
             agent.device_status = _int(event.get("Status"), agent.device_status)
         if "InCall" in event:
             agent.in_call = event.get("InCall") == "1"
-        return [Notice("agent-changed", now, "", {"interface": interface, "queue": queue,
+        return [Notice(NoticeKind.AGENT_CHANGED, now, "", {"interface": interface, "queue": queue,
                                                   "status": agent.status.value})]
 
     def _member_removed(self, event: Event, now: float) -> list[Notice]:
@@ -411,8 +421,8 @@ class Tracker:
         agent.memberships.pop(event.get("Queue", ""), None)
         if not agent.memberships:
             del self.agents[agent.interface]
-        return [Notice("agent-changed", now, "", {"interface": agent.interface, "queue": event.get("Queue", ""),
-                                                  "status": "logged-out"})]
+        return [Notice(NoticeKind.AGENT_CHANGED, now, "", {"interface": agent.interface,
+                                                           "queue": event.get("Queue", ""), "status": "logged-out"})]
 
     # --- resynchronisation ----------------------------------------------------------------------
 
@@ -432,7 +442,7 @@ class Tracker:
                 del agent.memberships[queue]
             if gone and not agent.memberships:
                 del self.agents[interface]
-                notices.append(Notice("agent-changed", now, "", {"interface": interface, "queue": "",
+                notices.append(Notice(NoticeKind.AGENT_CHANGED, now, "", {"interface": interface, "queue": "",
                                                                 "status": "logged-out", "while": "link-down"}))
         return notices
 
@@ -457,7 +467,7 @@ class Tracker:
                 if leg is not None:
                     leg.ended_at, leg.end_reason = now, "unseen"
                 self._forget(call)
-                notices.append(Notice("call-ended", now, uniqueid, {"cause": None, "while": "link-down"}))
+                notices.append(Notice(NoticeKind.CALL_ENDED, now, uniqueid, {"cause": None, "while": "link-down"}))
         waiting = {e.get("Uniqueid", ""): e for e in entries}
         by_bridge: dict[str, list[Event]] = {}
         for channel in channels:
@@ -502,7 +512,7 @@ class Tracker:
                 visit.left_at = max(answered_at, visit.joined_at) if bridged else now
                 visit.outcome = VisitOutcome.ANSWERED if bridged else VisitOutcome.UNSEEN
                 visit.destination = "" if bridged else entry.get("Queue", queue) if entry else ""
-                notices.append(Notice("queue-left", now, uniqueid, {
+                notices.append(Notice(NoticeKind.QUEUE_LEFT, now, uniqueid, {
                     "queue": visit.queue, "outcome": visit.outcome.value, "wait": visit.wait,
                     "destination": visit.destination, "while": "link-down"}))
             if entry is not None and call.current_visit is None:
@@ -520,7 +530,7 @@ class Tracker:
                                           agent_channel=agent_channel))
                 call.state = CallState.TALKING
             if adopted:
-                notices.append(Notice("call-adopted", now, uniqueid, {"queue": call.current_queue}))
+                notices.append(Notice(NoticeKind.CALL_ADOPTED, now, uniqueid, {"queue": call.current_queue}))
         return notices
 
 

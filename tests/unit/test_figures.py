@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.core.tracker import Notice, Tracker
+from engine.core.notices import Notice
+from engine.core.tracker import Tracker
 from engine.plan import load_plan
 from supervision.figures import Figures, ratios
 from tests.scripted import END, EXPECTED, ROLES, T0, scripted_events

@@ -8,7 +8,7 @@ import asyncio
 from pathlib import Path
 
 from engine.core.calls import AgentLeg, Call, QueueVisit, VisitOutcome
-from engine.core.tracker import Notice
+from engine.core.notices import Notice
 from engine.plan import load_plan
 from engine.service import Engine, EngineOptions
 from supervision.figures import Figures, ratios

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.core.calls import AgentStatus, CallState, VisitOutcome
+import pytest
+
+from engine.core.calls import AgentStatus, Call, CallState, IllegalTransition, VisitOutcome
 from engine.core.tracker import Tracker
 from simulator.transcripts import load_transcript
 
@@ -187,3 +189,27 @@ def test_a_desk_in_its_wrap_up_time_is_not_free() -> None:
     assert desk.state(completed_at + 5.0) == AgentStatus.AVAILABLE
     assert tracker.available("n1-arm", completed_at + 5.0) == 1
     assert desk.public(completed_at + 1)["status"] == "wrap-up"
+
+
+def test_a_call_never_comes_back_from_its_end_nor_goes_back_to_ringing() -> None:
+    call = only_call(fed("02-queue-answer"))
+    assert call.state == CallState.ENDED
+    with pytest.raises(IllegalTransition, match="ended -> waiting"):
+        call.state = CallState.WAITING
+    assert call.state == CallState.ENDED
+    talking = Call(uniqueid="1", linkedid="1", channel="PJSIP/x-1", started_at=0.0)
+    talking.state = CallState.TALKING
+    with pytest.raises(IllegalTransition):
+        talking.state = CallState.RINGING
+
+
+def test_an_event_that_would_revive_an_ended_call_is_refused_and_counted() -> None:
+    tracker = fed("02-queue-answer")
+    call = only_call(tracker)
+    tracker.calls[call.uniqueid] = call  # as if still followed when a stray event arrives
+    visits = list(call.visits)
+    notices = tracker.feed({"Event": "QueueCallerJoin", "Uniqueid": call.uniqueid, "Channel": call.channel,
+                            "Queue": "n1-arm", "Position": "1"}, 1e10)
+    assert notices == [] and tracker.refused_total == 1 and "ended -> waiting" in tracker.refused[-1][1]
+    assert call.state == CallState.ENDED
+    assert call.visits == visits  # refused before anything changed
