@@ -23,7 +23,7 @@ import bisect
 import contextlib
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -58,6 +58,7 @@ class GuardedProtocol(AMIProtocol):
     malformed = 0
     oversized = 0
     _skipping = False
+    version: str | None = None  # panoramisk sets it from the banner
 
     def data_received(self, data: bytes) -> None:
         text = data.decode(getattr(self, "encoding", "ascii"), "ignore")
@@ -291,7 +292,7 @@ class AmiLink:
         """Send one action; returns panoramisk's answer (a message, or a list for list actions)."""
         return (await self.send_in_order([action]))[0]
 
-    async def send_in_order(self, actions: list[Mapping[str, object]]) -> list[Any]:
+    async def send_in_order(self, actions: Sequence[Mapping[str, object]]) -> list[Any]:
         """Write several actions back to back, then wait for their answers together.
 
         Asterisk runs one AMI session's actions one after another, in the order they arrive, so a

@@ -216,6 +216,7 @@ class ControlApi:
 
         async def guarded(request: web.Request) -> web.StreamResponse:
             client = self._authenticate(request)
+            response: web.StreamResponse
             if client is None:
                 response = _error(401, "missing or unknown bearer token")
             elif ROLES.index(client.role) < ROLES.index(role):
@@ -437,10 +438,11 @@ class ControlApi:
         return web.json_response(self.openapi_document())
 
     def openapi_document(self) -> dict[str, Any]:
-        bodies = {"/api/calls/{call}/qualify": Qualify, "/api/calls/{call}/transfer": TransferRequest,
-                  "/api/agents/login": AgentLogin, "/api/agents/logout": AgentRef, "/api/agents/pause": AgentRef,
-                  "/api/agents/resume": AgentRef, "/api/switchovers": SwitchoverRequest,
-                  "/api/switchovers/{line}/end": Reasoned, "/api/overflow/{queue}": OverflowSwitch}
+        bodies: dict[str, type[BaseModel]] = {
+            "/api/calls/{call}/qualify": Qualify, "/api/calls/{call}/transfer": TransferRequest,
+            "/api/agents/login": AgentLogin, "/api/agents/logout": AgentRef, "/api/agents/pause": AgentRef,
+            "/api/agents/resume": AgentRef, "/api/switchovers": SwitchoverRequest,
+            "/api/switchovers/{line}/end": Reasoned, "/api/overflow/{queue}": OverflowSwitch}
         paths: dict[str, dict[str, Any]] = {
             "/health": {"get": {"summary": "Engine and AMI link state (no token needed)",
                                 "responses": {"200": {"description": "state"}}}},

@@ -430,8 +430,7 @@ class Engine:
             out.append({
                 "queue": name, "role": spec.role.value, "label": spec.label,
                 "waiting": len(waiting),
-                "longest_wait": round(max((now - c.current_visit.joined_at for c in waiting  # type: ignore[union-attr]
-                                           ), default=0.0), 1),
+                "longest_wait": round(max((now - c.waiting_visit.joined_at for c in waiting), default=0.0), 1),
                 "logged_in": self.tracker.logged_in(name), "available": self.tracker.available(name, now),
             })
         return out

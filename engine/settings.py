@@ -130,14 +130,14 @@ class Settings(_Strict):
             data = YAML(typ="safe").load(self.tokens_file.read_text(encoding="utf-8")) or []
             entries += [(f"{self.tokens_file} entry {n}", item) for n, item in enumerate(data, 1)]
         listed = os.environ.get("SAS_API_TOKENS", "").strip()
-        for n, item in enumerate(listed.split(",") if listed else [], 1):
-            if not item.strip():
+        for n, listed_entry in enumerate(listed.split(",") if listed else [], 1):
+            if not listed_entry.strip():
                 raise SettingsError(f"SAS_API_TOKENS entry {n} is empty (a stray comma?)")
-            token, _, rest = item.partition(":")
+            secret, _, rest = listed_entry.partition(":")
             client, _, rest = rest.partition(":")
             role, _, desks = rest.partition(":")
             entries.append((f"SAS_API_TOKENS entry {n} ({client or '?'})",
-                            {"token": token, "client": client, "role": role,
+                            {"token": secret, "client": client, "role": role,
                              "desks": [d for d in desks.split("/") if d]}))
         clients: dict[str, Client] = {}
         names: set[str] = set()
@@ -163,7 +163,7 @@ class SettingsError(ValueError):
 
 
 def load_settings(path: Path | None) -> Settings:
-    data = {}
+    data: dict[str, Any] = {}
     if path is not None:
         data = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
     try:

@@ -155,11 +155,11 @@ def conditions(room: RoomState, policy: AlarmPolicy) -> list[Condition]:
                                  f"Bascule {switch.line} → {switch.partner} en échec : {switch.recent_failures} "
                                  f"appel(s) revenu(s) en {int(SWITCH_FAILURE_WINDOW // 60)} min, servis ici",
                                  switch.line))
-    for queue, partner, status in room.overflow_partners:
+    for source, partner, status in room.overflow_partners:
         if status == "failing":
-            out.append(Condition(f"overflow-failing:{queue}:{partner}", Level.CRITICAL,
-                                 f"{queue} : le débordement vers {partner} échoue, les appelants reviennent "
-                                 "en tête de file", queue))
+            out.append(Condition(f"overflow-failing:{source}:{partner}", Level.CRITICAL,
+                                 f"{source} : le débordement vers {partner} échoue, les appelants reviennent "
+                                 "en tête de file", source))
     if room.offered_15m >= policy.abandon_min_offered:
         rate = room.abandoned_15m / room.offered_15m
         if rate > policy.abandon_rate:

@@ -53,6 +53,17 @@ WAIT_BUCKETS = (5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300
 Key = tuple[str, str, str]  # (scope, name, metric): ("queue", "n1-arm", "answered")
 
 
+class Totals(dict[Key, float]):
+    """Figures by key, 0 when never counted; counts and sums of seconds alike (hence float)."""
+
+    def __missing__(self, key: Key) -> float:
+        return 0.0
+
+    def add(self, other: dict[Key, float]) -> None:
+        for key, value in other.items():
+            self[key] = self.get(key, 0.0) + value
+
+
 @dataclass(frozen=True)
 class Ratios:
     answered: int
@@ -71,7 +82,7 @@ class Ratios:
                 "mean_wait": None if self.mean_wait is None else round(self.mean_wait, 1)}
 
 
-def ratios(totals: Counter[Key], scope: str, name: str = "") -> Ratios:
+def ratios(totals: Totals, scope: str, name: str = "") -> Ratios:
     def get(metric: str) -> float:
         return totals[(scope, name, metric)]
     answered, a30, a60 = int(get("answered")), get("answered_30"), get("answered_60")
@@ -93,9 +104,9 @@ class Figures:
         self.site = plan.site.id
         self.tz = ZoneInfo(plan.site.timezone)
         self.adopt_plan(plan)
-        self.buckets: dict[int, Counter[Key]] = {}
-        self.days: dict[date, Counter[Key]] = {}
-        self.lifetime: Counter[Key] = Counter()
+        self.buckets: dict[int, Totals] = {}
+        self.days: dict[date, Totals] = {}
+        self.lifetime = Totals()
         #: Lifetime wait histogram per queue (answered visits): counts per WAIT_BUCKETS bound.
         self.wait_histogram: dict[str, list[int]] = {}
         self.hourly: dict[int, Counter[str]] = {}
@@ -123,13 +134,13 @@ class Figures:
         index = int(at // BUCKET)
         bucket = self.buckets.get(index)
         if bucket is None:
-            bucket = self.buckets[index] = Counter()
+            bucket = self.buckets[index] = Totals()
             self._prune(index)
         bucket[key] += value
         day = self.local(at).date()
         daily = self.days.get(day)
         if daily is None:
-            daily = self.days[day] = Counter()
+            daily = self.days[day] = Totals()
         daily[key] += value
         if not self._replaying:
             self.lifetime[key] += value
@@ -337,7 +348,7 @@ class Figures:
         if call.ended_at is not None:
             self.observe(Notice(NoticeKind.CALL_ENDED, call.ended_at, call.uniqueid, {}), live, role_of)
 
-    def sample(self, at: float, waiting: int, longest_wait: float, agents: dict[str, int]) -> None:
+    def sample(self, at: float, waiting: int, longest_wait: float, agents: dict[str, dict[str, int]]) -> None:
         """A point of the load trend (the adapter calls it every 30 s)."""
         last_15m = ratios(self.window("15m", at), "sas")
         self.samples.append({"at": at, "waiting": waiting, "longest_wait": round(longest_wait, 1),
@@ -348,27 +359,27 @@ class Figures:
     def local(self, at: float) -> datetime:
         return datetime.fromtimestamp(at, UTC).astimezone(self.tz)
 
-    def _sum_buckets(self, first: int, last: int) -> Counter[Key]:
-        out: Counter[Key] = Counter()
+    def _sum_buckets(self, first: int, last: int) -> Totals:
+        out = Totals()
         for index in range(first, last + 1):
             bucket = self.buckets.get(index)
             if bucket:
-                out.update(bucket)
+                out.add(bucket)
         return out
 
-    def between(self, start: float, end: float) -> Counter[Key]:
+    def between(self, start: float, end: float) -> Totals:
         """Every figure counted from ``start`` (included) to ``end`` (excluded), to the 30 s bucket
         (the last 26 hours are kept)."""
         return self._sum_buckets(int(start // BUCKET), math.ceil(end / BUCKET) - 1)
 
-    def window(self, name: str, now: float) -> Counter[Key]:
+    def window(self, name: str, now: float) -> Totals:
         index = int(now // BUCKET)
         if name == "all":
-            return Counter(self.lifetime)
+            return Totals(self.lifetime)
         if name == "30s":
-            return Counter(self.buckets.get(index, Counter()))
+            return Totals(self.buckets.get(index, {}))
         if name == "last_30s":
-            return Counter(self.buckets.get(index - 1, Counter()))
+            return Totals(self.buckets.get(index - 1, {}))
         if name == "15m":
             return self._sum_buckets(index - 29, index)
         local = self.local(now)
@@ -376,12 +387,12 @@ class Figures:
             start = local.replace(minute=0, second=0, microsecond=0).timestamp()
             return self._sum_buckets(int(start // BUCKET), index)
         if name == "today":
-            return Counter(self.days.get(local.date(), Counter()))
+            return Totals(self.days.get(local.date(), {}))
         if name == "month":
-            out: Counter[Key] = Counter()
+            out = Totals()
             for day, totals in self.days.items():
                 if (day.year, day.month) == (local.year, local.month) and day <= local.date():
-                    out.update(totals)
+                    out.add(totals)
             return out
         raise ValueError(f"unknown window {name!r}; use one of {', '.join(WINDOWS)}")
 

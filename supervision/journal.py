@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, String, case, create_engine, event, or_, select, update
+from sqlalchemy import Engine, String, case, create_engine, event, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
@@ -282,13 +282,13 @@ class Journal:
                 self.log.error("journal row refused; quarantined", table=table, error=error,
                                call_id=values.get("call_id"))
                 with self.db.begin() as connection:
-                    connection.execute(QuarantineRow.__table__.insert().values(
+                    connection.execute(insert(QuarantineRow).values(
                         site=self.site, at=self.clock(), table_name=table[:40], error=error,
                         row=json.dumps(values, default=str, ensure_ascii=False)))
 
     def _write_gap(self, connection: Any, gap: tuple[float, float, int] | None) -> None:
         if gap is not None:
-            connection.execute(TABLES["journal_gaps"].__table__.insert().values(
+            connection.execute(insert(TABLES["journal_gaps"]).values(
                 site=self.site, from_at=gap[0], to_at=gap[1], dropped_rows=gap[2]))
             self.log.error("journal gap recorded", dropped_rows=gap[2], from_at=gap[0], to_at=gap[1])
 
@@ -377,7 +377,7 @@ def _close_unseen(site: str, at: float, live: list[str]) -> Any:
     """Calls still open in the journal that the switch no longer has ended while the engine was
     away: closed now, answered ones kept answered, the rest 'ended-while-away' (never 'waiting')."""
     row = CallRow.__table__.c
-    return (update(CallRow.__table__)
+    return (update(CallRow)
             .where(row.site == site, row.ended_at.is_(None), row.started_at < at, row.call_id.not_in(live))
             .values(ended_at=at, outcome=case((row.outcome == "answered", row.outcome), else_="ended-while-away")))
 

@@ -134,11 +134,11 @@ def monthly(db: Engine, plan: Plan, year: int, month: int) -> MonthlyReport:
                                             .order_by(QualificationRow.at)).all()
         level: dict[str, str] = {}
         advised: set[str] = set()
-        for row in qualifications:
-            if row.call_id in counted:
-                level[row.call_id] = row.level  # the last qualification of the file stands
-                if row.medical_advice:
-                    advised.add(row.call_id)
+        for qualification in qualifications:
+            if qualification.call_id in counted:
+                level[qualification.call_id] = qualification.level  # the last qualification of the file stands
+                if qualification.medical_advice:
+                    advised.add(qualification.call_id)
         report.regulation_files = len(level)
         report.amu_files = sum(1 for v in level.values() if v in ("P0", "P1"))
         report.ambulatory_files = sum(1 for v in level.values() if v == "P2")
@@ -148,9 +148,9 @@ def monthly(db: Engine, plan: Plan, year: int, month: int) -> MonthlyReport:
                                   .where(CallRow.site == site, CallRow.started_at >= start,
                                          CallRow.started_at < end, LegRow.talk_time.is_not(None))).all()
         talk: dict[str, list[float]] = {}
-        for row in legs:
-            if row.call_id in counted:
-                talk.setdefault(row.role or "unknown", []).append(row.talk_time)
+        for leg in legs:
+            if leg.call_id in counted:
+                talk.setdefault(leg.role or "unknown", []).append(leg.talk_time)
         report.durations = {role: (len(values), sum(values) / len(values)) for role, values in talk.items()}
     return report
 

@@ -408,7 +408,7 @@ class Supervision:
                            "figures_15m": _context(windows["15m"], "queue", name)})
         waiting = [{"call_id": c.call_id or c.uniqueid, "line": c.line, "queue": c.current_queue,
                     "priority": c.priority, "band": self._band(c.line),
-                    "wait": round(now - c.current_visit.joined_at, 1),  # type: ignore[union-attr]
+                    "wait": round(now - c.waiting_visit.joined_at, 1),
                     "origin": c.origin if c.origin != self.plan.site.id else "", "inbound": c.inbound,
                     "caller": c.caller_num, "repeat": c.repeat}
                    for c in self.engine.tracker.waiting()]
@@ -657,10 +657,10 @@ class _Collector:
                                    "state: available, ringing, talking, wrap-up, paused)",
                                    labels=["site", "role", "state"])
         logged = GaugeMetricFamily("sas_agents_logged_in", "Desks logged in now, by role", labels=["site", "role"])
-        for role, counts in sorted(s.agents_by_state().items()):
-            for state, value in counts.items():
+        for role, states in sorted(s.agents_by_state().items()):
+            for state, value in states.items():
                 agents.add_metric([site, role, state], value)
-            logged.add_metric([site, role], sum(counts.values()))
+            logged.add_metric([site, role], sum(states.values()))
         yield agents
         yield logged
         talk = CounterMetricFamily("sas_agent_talk_seconds", "Talk time of ended agent legs, by role",
@@ -693,13 +693,13 @@ class _Collector:
                      1 if bus is not None and bus.connected else 0)
         overflow = GaugeMetricFamily("sas_overflow_active", "1 while a queue's overflow episode is open",
                                      labels=["site", "queue"])
-        for queue, state in s.engine.mutual_aid.governor.states.items():
-            overflow.add_metric([site, queue], 1 if state.active else 0)
+        for queue, rule in s.engine.mutual_aid.governor.states.items():
+            overflow.add_metric([site, queue], 1 if rule.active else 0)
         yield overflow
         enabled = GaugeMetricFamily("sas_overflow_enabled", "1 while a queue's overflow rule may fire (0: switched "
                                     "off by a supervisor or the plan)", labels=["site", "queue"])
-        for queue, state in s.engine.mutual_aid.governor.states.items():
-            enabled.add_metric([site, queue], 0 if state.disabled_by else 1)
+        for queue, rule in s.engine.mutual_aid.governor.states.items():
+            enabled.add_metric([site, queue], 0 if rule.disabled_by else 1)
         yield enabled
         partners = GaugeMetricFamily("sas_partner_state", "1 for the state each partner SAS is in now (accepting, "
                                      "overloaded, silent, failing)", labels=["site", "partner", "state"])

@@ -150,6 +150,14 @@ class Call:
         return self.visits[-1] if self.visits and self.visits[-1].outcome == VisitOutcome.WAITING else None
 
     @property
+    def waiting_visit(self) -> QueueVisit:
+        """The queue visit of a caller known to be waiting (the lists of waiting callers)."""
+        visit = self.current_visit
+        if visit is None:
+            raise ValueError(f"call {self.uniqueid} is not waiting in a queue")
+        return visit
+
+    @property
     def current_leg(self) -> AgentLeg | None:
         return self.legs[-1] if self.legs and self.legs[-1].ended_at is None else None
 

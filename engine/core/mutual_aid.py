@@ -152,11 +152,11 @@ class OverflowGovernor:
         cooldown = max(rule.hysteresis, 30)
         candidates = sorted((c for c in waiting if c.current_visit is not None and c.uniqueid not in pending
                              and not overflow_refusal(c, partner_failed_at, cooldown, now)),
-                            key=lambda c: c.current_visit.joined_at)  # type: ignore[union-attr]
+                            key=lambda c: c.waiting_visit.joined_at)
         chosen: dict[str, Call] = {}
 
         def waited(call: Call) -> float:
-            return now - call.current_visit.joined_at  # type: ignore[union-attr]
+            return now - call.waiting_visit.joined_at
 
         if when.no_agent_logged_in and load.logged_in == 0:
             chosen.update((c.uniqueid, c) for c in candidates)
@@ -168,7 +168,7 @@ class OverflowGovernor:
         if (when.all_agents_busy_for is not None and state.busy_since is not None
                 and now - state.busy_since >= when.all_agents_busy_for):
             chosen.update((c.uniqueid, c) for c in candidates if waited(c) >= when.all_agents_busy_for)
-        return sorted(chosen.values(), key=lambda c: c.current_visit.joined_at)  # type: ignore[union-attr]
+        return sorted(chosen.values(), key=lambda c: c.waiting_visit.joined_at)
 
     def intake_refusal(self, queues: Iterable[str], loads: Mapping[str, QueueLoad]) -> str:
         """Why partners may not send us calls now ("" when they may): a queue that takes them is

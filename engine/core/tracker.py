@@ -19,7 +19,7 @@ apart as follows:
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.core.calls import (
@@ -155,7 +155,7 @@ class Tracker:
     def waiting(self, queue: str | None = None) -> list[Call]:
         out = [c for c in self.calls.values() if c.current_visit is not None
                and (queue is None or c.current_visit.queue == queue)]
-        return sorted(out, key=lambda c: (-c.current_visit.priority, c.current_visit.joined_at))  # type: ignore[union-attr]
+        return sorted(out, key=lambda c: (-c.waiting_visit.priority, c.waiting_visit.joined_at))
 
     # --- calls --------------------------------------------------------------------------------
 
@@ -446,7 +446,7 @@ class Tracker:
                                                                 "status": "logged-out", "while": "link-down"}))
         return notices
 
-    def resync(self, channels: list[Event], entries: list[Event], tags: Mapping[str, Mapping[str, str]],
+    def resync(self, channels: Sequence[Event], entries: Sequence[Event], tags: Mapping[str, Mapping[str, str]],
                now: float, *, since: float | None = None) -> list[Notice]:
         """Rebuild live calls after a (re)connect from CoreShowChannels, QueueStatus entries and the
         tag variables (one Status). Calls already known keep their history (no duplicate) and are
@@ -488,14 +488,16 @@ class Tracker:
                     owner.visits.append(_waiting_visit(entry, queue, owner.priority, channel, now))
                     owner.state = CallState.WAITING
                 continue
-            call = self.calls.get(uniqueid)
-            adopted = call is None
-            if call is None:
+            known = self.calls.get(uniqueid)
+            adopted = known is None
+            if known is None:
                 call = Call(uniqueid=uniqueid, linkedid=channel.get("Linkedid", uniqueid),
                             channel=channel.get("Channel", ""), started_at=now - channel_age(channel),
                             caller_num=_cid(channel.get("CallerIDNum")), caller_name=_cid(channel.get("CallerIDName")))
                 self.calls[uniqueid] = call
                 self.by_linkedid[call.linkedid] = uniqueid
+            else:
+                call = known
             for name, value in tags.get(uniqueid, {}).items():
                 self._varset({"Variable": name, "Value": value, "Uniqueid": uniqueid,
                               "Linkedid": call.linkedid, "Channel": call.channel}, now)

@@ -105,7 +105,7 @@ def holiday_calendars() -> dict[str, str]:
 def holiday_calendar(name: str, years: Iterable[int] | None = None) -> holidays.HolidayBase:
     """The holidays library calendar for a plan's ``site.holidays`` value."""
     subdiv = name.split("-", 1)[1] if "-" in name else None
-    return holidays.France(subdiv=subdiv, years=years)
+    return holidays.country_holidays("FR", subdiv=subdiv, years=years)
 
 
 class _Collector:
@@ -292,8 +292,8 @@ def _parse_schedule(c: _Collector, raw: Any) -> Schedule | None:
     if raw is None:
         day = (ScheduleSlot("pdsa", 0, 480), ScheduleSlot("day", 480, 1200), ScheduleSlot("pdsa", 1200, 1440))
         sat = (ScheduleSlot("pdsa", 0, 480), ScheduleSlot("day", 480, 720), ScheduleSlot("pdsa", 720, 1440))
-        week = {d: day for d in range(5)} | {5: sat, 6: (ScheduleSlot("pdsa", 0, 1440),)}
-        return Schedule(week=week, holiday_period="pdsa")
+        default = {d: day for d in range(5)} | {5: sat, 6: (ScheduleSlot("pdsa", 0, 1440),)}
+        return Schedule(week=default, holiday_period="pdsa")
     if not isinstance(raw, dict):
         c.error(("schedule",), f"'schedule' must be a mapping, found {_describe(raw)}")
         return None
@@ -533,8 +533,8 @@ def _cross_check(
         for level, route in routes.items():
             path: PathKey = ("qualification", level.value)
             known_queue(route.queue, path)
-            for period, queue in route.by_period.items():
-                known_queue(queue, path + (period,))
+            for period, routed in route.by_period.items():
+                known_queue(routed, path + (period,))
                 if schedule is not None and period not in periods:
                     known = ", ".join(sorted(periods))
                     c.error(path + (period,), f"{_shown(period)} is not a period of the schedule ({known})", key=True)
@@ -548,12 +548,12 @@ def _cross_check(
         elif preset.line in lines and lines[preset.line].kind == LineKind.PARTNER:
             c.error(path + ("line",), "a partner line cannot be switched over to another partner")
         known_partner(preset.partner, path + ("partner",))
-        partner = partners.get(preset.partner)
-        line = lines.get(preset.line)
-        number = preset.number or (line.numbers[0] if line else None)
-        if partner is not None and number is not None and number not in partner.accepts:
+        target = partners.get(preset.partner)
+        switched = lines.get(preset.line)
+        dialled = preset.number or (switched.numbers[0] if switched else None)
+        if target is not None and dialled is not None and dialled not in target.accepts:
             c.error(path + ("number",) if preset.number else path,
-                    f"{preset.partner} does not accept number {number} (it accepts {', '.join(partner.accepts)})")
+                    f"{preset.partner} does not accept number {dialled} (it accepts {', '.join(target.accepts)})")
 
 
 def _check_overflow(c: _Collector, queue: str, rule: OverflowRule, known_partner: Callable[..., None]) -> None:

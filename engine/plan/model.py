@@ -313,6 +313,12 @@ class Window(_Strict):
             raise ValueError(f"'{value}' is not a time of day (HH:MM, 00:00 to 24:00)")
         return value
 
+    def minutes(self) -> tuple[int, int]:
+        """(start, end) in minutes since midnight (validated above, so never unparsable)."""
+        start, end = parse_clock(self.start, allow_24=True), parse_clock(self.end, allow_24=True)
+        assert start is not None and end is not None
+        return minutes_of(start), minutes_of(end)
+
 
 class SwitchoverPreset(_Strict):
     line: str

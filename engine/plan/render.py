@@ -204,12 +204,12 @@ def render_extensions(plan: Plan) -> str:
     out += ["; Overflow (debordement) to a partner SAS; if its trunk fails the caller is back at the",
             "; front of the local queue - decided here, so it holds without the engine.",
             f"[{C.CTX_OVERFLOW_OUT}]"]
-    for name, partner in sorted(plan.partners.items()):
+    for name, spec in sorted(plan.partners.items()):
         x = _Ext(out, name)
-        x(f"NoOp(overflow to {name} - {_safe(partner.name)})")
+        x(f"NoOp(overflow to {name} - {_safe(spec.name)})")
         x(f"Set(__{C.VAR_OUT_REASON}=overflow)")
         x(f"Set(__{C.VAR_OVERFLOWED_TO}={name})")
-        x(f"Dial(PJSIP/{partner.overflow_number}@{name},{partner.ring_timeout},b({C.CTX_TRUNK_HEADERS}^s^1))")
+        x(f"Dial(PJSIP/{spec.overflow_number}@{name},{spec.ring_timeout},b({C.CTX_TRUNK_HEADERS}^s^1))")
         x(f"NoOp({name} did not take the call - ${{DIALSTATUS}})")
         x(f"Set(__{C.VAR_OVERFLOWED_TO}=)")
         x(f"Set(__{C.VAR_PRIO}={_front(plan)})")
@@ -218,11 +218,11 @@ def render_extensions(plan: Plan) -> str:
 
     out += ["; Line switch-over (bascule) to a partner; a failed trunk returns the call to its entry queue.",
             f"[{C.CTX_SWITCH_OUT}]"]
-    for name, partner in sorted(plan.partners.items()):
+    for name, spec in sorted(plan.partners.items()):
         x = _Ext(out, name)
-        x(f"NoOp(switch-over to {name} - {_safe(partner.name)})")
+        x(f"NoOp(switch-over to {name} - {_safe(spec.name)})")
         x(f"Set(__{C.VAR_OUT_REASON}=switchover)")
-        x(f"Dial(PJSIP/${{{C.VAR_DIALED}}}@{name},{partner.ring_timeout},b({C.CTX_TRUNK_HEADERS}^s^1))")
+        x(f"Dial(PJSIP/${{{C.VAR_DIALED}}}@{name},{spec.ring_timeout},b({C.CTX_TRUNK_HEADERS}^s^1))")
         x(f"NoOp({name} did not take the call - ${{DIALSTATUS}})")
         x(f"Set(__{C.VAR_SWITCHED_TO}=)")
         x(f"Set(__{C.VAR_PRIO}={_front(plan)})")
@@ -354,6 +354,7 @@ def render_pjsip(plan: Plan) -> str:
         out += ["; The plan has no 'sip' section: no transport is rendered and no trunk is identified by",
                 "; address. Route the operator's calls to context sas-from-pstn yourself.", ""]
     for proto in transports:
+        assert sip is not None  # transports come from the sip section
         port = sip.tls_port if proto == "tls" else sip.port
         out += [f"[{_transport_name(proto)}]", "type = transport", f"protocol = {proto}"]
         if proto == "wss":

@@ -11,7 +11,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from engine.plan.loader import holiday_calendar
-from engine.plan.model import Plan, Priority, SwitchoverPreset, minutes_of, parse_clock
+from engine.plan.model import Plan, Priority, SwitchoverPreset
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -60,8 +60,7 @@ def window_active(preset: SwitchoverPreset, plan: Plan, instant: datetime) -> bo
     if preset.window is None:
         return False
     local = local_time(plan, instant)
-    start = minutes_of(parse_clock(preset.window.start, allow_24=True))  # type: ignore[arg-type]
-    end = minutes_of(parse_clock(preset.window.end, allow_24=True))  # type: ignore[arg-type]
+    start, end = preset.window.minutes()
     minute = local.hour * 60 + local.minute
     today = DAYS[local.weekday()]
     yesterday = DAYS[(local.weekday() - 1) % 7]
