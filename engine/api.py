@@ -28,16 +28,15 @@ from typing import Annotated, Any
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from engine.ami import AmiActionFailed, AmiBusy, AmiLinkDown, UnsafeValue
-from engine.core.calls import Call, CallState
-from engine.core.notices import Notice, NoticeKind
-from engine.core.routing import RoutingError, UndeclaredInterface, check_interface
-from engine.core.switchover import SwitchoverError
-from engine.plan import contexts as C
-from engine.plan.model import Plan, Priority
-from engine.reload import ReloadRefused, reload_plan
-from engine.service import Engine
+from sas_router.engine.ami import AmiActionFailed, AmiBusy, AmiLinkDown, UnsafeValue
+from sas_router.engine.core.calls import Call, CallState
+from sas_router.engine.core.notices import Notice, NoticeKind
+from sas_router.engine.core.routing import RoutingError, UndeclaredInterface, check_interface
+from sas_router.engine.core.switchover import SwitchoverError
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.plan.model import Plan, Priority
+from sas_router.engine.reload import ReloadRefused, reload_plan
+from sas_router.engine.service import Engine
 
 log = structlog.get_logger("engine.api")
 

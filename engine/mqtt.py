@@ -23,8 +23,7 @@ from typing import Any
 
 import aiomqtt
 import structlog
-
-from engine.aio import cancel_and_wait, cancel_requested
+from sas_router.engine.aio import cancel_and_wait, cancel_requested
 
 log = structlog.get_logger("engine.mqtt")
 

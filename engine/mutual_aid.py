@@ -13,17 +13,24 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from engine.ami import AmiActionFailed, AmiLinkDown
-from engine.core.calls import Call, VisitOutcome
-from engine.core.mutual_aid import Choice, OverflowGovernor, PartnerBoard, QueueLoad, Transition, load_message
-from engine.core.notices import Notice, NoticeKind
-from engine.core.routing import utcnow_from
-from engine.core.switchover import DB_HOLD, DB_META, Switchover, check_request, preset_decisions
-from engine.plan import contexts as C
-from engine.plan.model import LineKind, Plan
+from sas_router.engine.ami import AmiActionFailed, AmiLinkDown
+from sas_router.engine.core.calls import Call, VisitOutcome
+from sas_router.engine.core.mutual_aid import (
+    Choice,
+    OverflowGovernor,
+    PartnerBoard,
+    QueueLoad,
+    Transition,
+    load_message,
+)
+from sas_router.engine.core.notices import Notice, NoticeKind
+from sas_router.engine.core.routing import utcnow_from
+from sas_router.engine.core.switchover import DB_HOLD, DB_META, Switchover, check_request, preset_decisions
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.plan.model import LineKind, Plan
 
 if TYPE_CHECKING:
-    from engine.service import Engine
+    from sas_router.engine.service import Engine
 
 #: AstDB family of queues whose overflow a supervisor switched off: key = queue, value = JSON.
 DB_OVERFLOW_OFF = "sas-overflow-off"

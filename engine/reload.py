@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.plan import Plan, PlanError, load_plan
-from engine.plan.grammar import RenderRefused
+from sas_router.engine.plan import Plan, PlanError, load_plan
+from sas_router.engine.plan.grammar import RenderRefused
 
 if TYPE_CHECKING:
-    from engine.api import Client
-    from engine.service import Engine
+    from sas_router.engine.api import Client
+    from sas_router.engine.service import Engine
 
 #: What Asterisk is asked to re-read after the files changed; none of them hangs up a call.
 SWITCH_RELOADS = ("dialplan reload", "module reload app_queue.so", "module reload res_pjsip.so")
@@ -67,7 +67,7 @@ def plan_changes(old: Plan, new: Plan) -> dict[str, list[str]]:
 
 def check_reload(engine: Engine, new: Plan, clients: dict[str, Client]) -> None:
     """Everything that would make the new plan lose a caller or lock a desk out."""
-    from engine.api import ClientError, bind_clients
+    from sas_router.engine.api import ClientError, bind_clients
 
     problems: list[str] = []
     old = engine.plan
@@ -97,7 +97,7 @@ async def reload_plan(engine: Engine, path: Path, clients: dict[str, Client], *,
     check_reload(engine, new, clients)
     result = ReloadResult(new.source, new.source_sha256, plan_changes(engine.plan, new))
     if switch_config is not None:
-        from engine.plan.install import install
+        from sas_router.engine.plan.install import install
 
         try:
             done = await asyncio.to_thread(install, new, switch_config)

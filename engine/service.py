@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-
-from engine.ami import AmiActionFailed, AmiBusy, AmiLink, AmiLinkDown, UnsafeValue, as_event
-from engine.core.calls import Call, CallState, Transfer, VisitOutcome
-from engine.core.notices import Notice, NoticeKind
-from engine.core.routing import (
+from sas_router.engine.ami import AmiActionFailed, AmiBusy, AmiLink, AmiLinkDown, UnsafeValue, as_event
+from sas_router.engine.core.calls import Call, CallState, Transfer, VisitOutcome
+from sas_router.engine.core.notices import Notice, NoticeKind
+from sas_router.engine.core.routing import (
     Move,
     RoutingError,
     answering_queue,
@@ -29,13 +28,13 @@ from engine.core.routing import (
     qualification_target,
     utcnow_from,
 )
-from engine.core.tracker import Tracker
-from engine.mqtt import MqttBus, MqttConfig
-from engine.mutual_aid import MutualAid
-from engine.plan import Plan
-from engine.plan import contexts as C
-from engine.plan.model import Priority
-from engine.plan.render import CHECKED_MODULES
+from sas_router.engine.core.tracker import Tracker
+from sas_router.engine.mqtt import MqttBus, MqttConfig
+from sas_router.engine.mutual_aid import MutualAid
+from sas_router.engine.plan import Plan
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.plan.model import Priority
+from sas_router.engine.plan.render import CHECKED_MODULES
 
 log = structlog.get_logger("engine")
 

@@ -16,9 +16,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
-
-from engine.api import ROLES, Client
-from engine.mqtt import MqttConfig
+from sas_router.engine.api import ROLES, Client
+from sas_router.engine.mqtt import MqttConfig
 
 
 class _Strict(BaseModel):

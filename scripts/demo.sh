@@ -12,13 +12,13 @@ echo "== sas-router plan render: Asterisk configuration into var/demo/"
 for site in sas-69 sas-38; do $SAS plan render "dialplans/$site.yaml" --out "var/demo/$site"; done
 echo
 echo "== the emulated Rhône switchboard (Asterisk 22 stand-in) routing calls with no engine attached"
-.venv/bin/python -m simulator.demo_call
+.venv/bin/python -m sas_router.simulator.demo_call
 echo
 echo "== the routing engine on the emulated switchboard: desks qualify and transfer through the API"
-.venv/bin/python -m simulator.demo_live --once --port 0
+.venv/bin/python -m sas_router.simulator.demo_live --once --port 0
 echo
 echo "== the same on a real Asterisk 22 with SIP phones and SIP callers (SAS_ASTERISK, or the shared tarball)"
-.venv/bin/python -m simulator.demo_real
+.venv/bin/python -m sas_router.simulator.demo_real
 echo
 echo "== capacity: desks needed per hour for the Rhône's day (Erlang C)"
 $SAS capacity --calls-per-hour 190 --handle 60 --plan dialplans/sas-69.yaml

@@ -28,22 +28,21 @@ from zoneinfo import ZoneInfo
 
 import aiohttp
 import structlog
-
-from engine.api import Client
-from engine.core.notices import Notice, NoticeKind
-from engine.core.routing import qualification_target, utcnow_from
-from engine.mqtt import MqttConfig
-from engine.plan import Plan
-from engine.plan import contexts as C
-from engine.plan.model import Priority
-from engine.service import EngineOptions
-from simulator.live import LiveSite, eventually, start_live_site
-from simulator.load import LoadProfile, PlannedCall, plan_day, staffing_for, talk_time
-from simulator.softswitch.clock import Scheduler
-from simulator.softswitch.core import Softswitch
-from simulator.softswitch.model import Channel, Event
-from simulator.softswitch.site import add_agent, build_site, link_sites
-from supervision.figures import BUCKET, ratios
+from sas_router.engine.api import Client
+from sas_router.engine.core.notices import Notice, NoticeKind
+from sas_router.engine.core.routing import qualification_target, utcnow_from
+from sas_router.engine.mqtt import MqttConfig
+from sas_router.engine.plan import Plan
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.plan.model import Priority
+from sas_router.engine.service import EngineOptions
+from sas_router.simulator.live import LiveSite, eventually, start_live_site
+from sas_router.simulator.load import LoadProfile, PlannedCall, plan_day, staffing_for, talk_time
+from sas_router.simulator.softswitch.clock import Scheduler
+from sas_router.simulator.softswitch.core import Softswitch
+from sas_router.simulator.softswitch.model import Channel, Event
+from sas_router.simulator.softswitch.site import add_agent, build_site, link_sites
+from sas_router.supervision.figures import BUCKET, ratios
 
 log = structlog.get_logger("simulator.day")
 #: Extensions per queue role: 1001.. for N1, 2001.. for AMU, 3001.. MG, 4001.. PDSA, 5001.. others.

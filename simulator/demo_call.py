@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.plan import contexts as C
-from simulator.softswitch.clock import Scheduler
-from simulator.softswitch.model import Event
-from simulator.softswitch.site import add_agent, build_site
+from sas_router.engine.plan import contexts as C
+from sas_router.simulator.softswitch.clock import Scheduler
+from sas_router.simulator.softswitch.model import Event
+from sas_router.simulator.softswitch.site import add_agent, build_site
 
 SHOWN = {"QueueCallerJoin", "QueueCallerLeave", "AgentCalled", "AgentConnect", "AgentComplete",
          "QueueCallerAbandon", "DialBegin", "DialEnd"}

@@ -1,7 +1,7 @@
 """The live demo: an emulated Rhône switchboard, the routing engine and its control API, with
 desks qualifying and transferring calls through the API as a telephony bar would.
 
-``python -m simulator.demo_live`` runs the script and keeps the site up until Ctrl-C (the API
+``python -m sas_router.simulator.demo_live`` runs the script and keeps the site up until Ctrl-C (the API
 token it prints works with curl); ``--once`` exits after the script (used by ``make demo`` in CI).
 """
 
@@ -15,13 +15,12 @@ import secrets
 from pathlib import Path
 
 import aiohttp
-
-from engine.api import Client
-from engine.logs import configure_logging
-from engine.plan import contexts as C
-from engine.service import EngineOptions
-from simulator.live import LiveSite, eventually, start_live_site
-from simulator.softswitch.site import add_agent
+from sas_router.engine.api import Client
+from sas_router.engine.logs import configure_logging
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.service import EngineOptions
+from sas_router.simulator.live import LiveSite, eventually, start_live_site
+from sas_router.simulator.softswitch.site import add_agent
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Each demo step is given ten seconds (desks answer after one second).

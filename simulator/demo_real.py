@@ -15,14 +15,13 @@ import shutil
 from pathlib import Path
 
 import aiohttp
-
-from engine.api import Client
-from engine.logs import configure_logging
-from engine.plan import load_plan
-from engine.service import EngineOptions
-from simulator.live import eventually, start_engine_stack
-from simulator.real_asterisk import AsteriskUnavailable, locate, prepare
-from simulator.sip_phone import Trunk, register_desk
+from sas_router.engine.api import Client
+from sas_router.engine.logs import configure_logging
+from sas_router.engine.plan import load_plan
+from sas_router.engine.service import EngineOptions
+from sas_router.simulator.live import eventually, start_engine_stack
+from sas_router.simulator.real_asterisk import AsteriskUnavailable, locate, prepare
+from sas_router.simulator.sip_phone import Trunk, register_desk
 
 ROOT = Path(__file__).resolve().parents[1]
 OPERATOR, DESKS = "127.0.0.2", "127.0.0.3"

@@ -14,18 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.api import Client, ControlApi, serve
-from engine.mqtt import MqttConfig
-from engine.plan import Plan, load_plan
-from engine.service import Engine, EngineOptions, make_engine
-from simulator.softswitch.clock import Scheduler
-from simulator.softswitch.core import Softswitch
-from simulator.softswitch.model import Event
-from simulator.softswitch.server import AmiServer
-from simulator.softswitch.site import ami_users, build_site
-from supervision.figures import BUCKET
-from supervision.journal import Journal
-from supervision.service import Supervision
+from sas_router.engine.api import Client, ControlApi, serve
+from sas_router.engine.mqtt import MqttConfig
+from sas_router.engine.plan import Plan, load_plan
+from sas_router.engine.service import Engine, EngineOptions, make_engine
+from sas_router.simulator.softswitch.clock import Scheduler
+from sas_router.simulator.softswitch.core import Softswitch
+from sas_router.simulator.softswitch.model import Event
+from sas_router.simulator.softswitch.server import AmiServer
+from sas_router.simulator.softswitch.site import ami_users, build_site
+from sas_router.supervision.figures import BUCKET
+from sas_router.supervision.journal import Journal
+from sas_router.supervision.service import Supervision
 
 AMI_USER = "sas-router"
 

@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from engine.core.routing import qualification_target, utcnow_from
-from engine.plan import Plan
-from engine.plan.model import Priority
-from engine.plan.schedule import holiday_name
-from simulator.capacity import Queue, agents_needed
+from sas_router.engine.core.routing import qualification_target, utcnow_from
+from sas_router.engine.plan import Plan
+from sas_router.engine.plan.model import Priority
+from sas_router.engine.plan.schedule import holiday_name
+from sas_router.simulator.capacity import Queue, agents_needed
 
 #: Relative arrivals per local hour 0..23 (a SAMU weekday; the weekend is flatter in the morning).
 WEEKDAY_HOURS = (2.6, 2.0, 1.5, 1.2, 1.1, 1.2, 1.8, 3.0, 4.8, 5.9, 6.6, 6.5, 5.6, 5.0, 5.0, 5.1, 5.3,

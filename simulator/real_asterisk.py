@@ -29,10 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
-
-from engine.plan.install import install
-from engine.plan.model import OperatorSpec, Plan, RtpSpec, SipSpec
-from engine.plan.render import read_secrets
+from sas_router.engine.plan.install import install
+from sas_router.engine.plan.model import OperatorSpec, Plan, RtpSpec, SipSpec
+from sas_router.engine.plan.render import read_secrets
 
 log = structlog.get_logger("real_asterisk")
 

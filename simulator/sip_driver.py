@@ -20,9 +20,8 @@ import time
 from dataclasses import dataclass, field
 
 import structlog
-
-from simulator.load import LoadProfile, PlannedCall, talk_time
-from simulator.sip_phone import SipCaller, Trunk
+from sas_router.simulator.load import LoadProfile, PlannedCall, talk_time
+from sas_router.simulator.sip_phone import SipCaller, Trunk
 
 log = structlog.get_logger("simulator.sip")
 

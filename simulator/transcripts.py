@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.softswitch.ami_codec import Message, parse_lines
+from sas_router.simulator.softswitch.ami_codec import Message, parse_lines
 
 
 @dataclass(frozen=True)

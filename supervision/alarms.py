@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from engine.plan.model import AlarmPolicy, OverflowRule, Role
+from sas_router.engine.plan.model import AlarmPolicy, OverflowRule, Role
 
 #: How long failed switch-over dials count against a partner (seconds).
 SWITCH_FAILURE_WINDOW = 300.0

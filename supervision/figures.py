@@ -40,10 +40,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.core.calls import Call, QueueVisit, VisitOutcome
-from engine.core.notices import Notice, NoticeKind
-from engine.plan import Plan
-from engine.plan.model import Role
+from sas_router.engine.core.calls import Call, QueueVisit, VisitOutcome
+from sas_router.engine.core.notices import Notice, NoticeKind
+from sas_router.engine.plan import Plan
+from sas_router.engine.plan.model import Role
 
 BUCKET = 30.0
 WINDOWS = ("30s", "last_30s", "15m", "hour", "today", "month", "all")

@@ -22,13 +22,12 @@ from typing import Any
 import structlog
 from alembic import command
 from alembic.config import Config
+from sas_router.engine.aio import cancel_and_wait
+from sas_router.engine.core.calls import AgentLeg, Call, QueueVisit, VisitOutcome
+from sas_router.supervision.models import TABLES, CallRow, GapRow, LegRow, QuarantineRow, VisitRow
 from sqlalchemy import Engine, String, case, create_engine, event, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
-
-from engine.aio import cancel_and_wait
-from engine.core.calls import AgentLeg, Call, QueueVisit, VisitOutcome
-from supervision.models import TABLES, CallRow, GapRow, LegRow, QuarantineRow, VisitRow
 
 log = structlog.get_logger("supervision.journal")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from sas_router.engine.plan import Plan
+from sas_router.engine.plan.schedule import holiday_name, period_at
+from sas_router.supervision.models import CallRow, LegRow, QualificationRow
+from sas_router.supervision.service import ROLE_LABELS
 from sqlalchemy import Engine, select
-
-from engine.plan import Plan
-from engine.plan.schedule import holiday_name, period_at
-from supervision.models import CallRow, LegRow, QualificationRow
-from supervision.service import ROLE_LABELS
 
 
 def in_sas_hours(plan: Plan, at: float) -> bool:

@@ -20,15 +20,12 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
-
-from engine import VERSION
-from engine.aio import cancel_and_wait, cancel_requested
-from engine.ami import LATENCY_BUCKETS
-from engine.core.calls import AgentStatus
-from engine.core.notices import Notice, NoticeKind
-from supervision.alarms import (
+from sas_router.engine import VERSION
+from sas_router.engine.aio import cancel_and_wait, cancel_requested
+from sas_router.engine.ami import LATENCY_BUCKETS
+from sas_router.engine.core.calls import AgentStatus
+from sas_router.engine.core.notices import Notice, NoticeKind
+from sas_router.supervision.alarms import (
     SWITCH_FAILURE_WINDOW,
     AlarmBoard,
     AlarmEvent,
@@ -39,13 +36,15 @@ from supervision.alarms import (
     conditions,
     service,
 )
-from supervision.figures import BUCKET, WAIT_BUCKETS, Figures, qs30_now, ratios
-from supervision.journal import CLOSE_UNSEEN, Journal, load_calls
-from supervision.models import AuditRow
+from sas_router.supervision.figures import BUCKET, WAIT_BUCKETS, Figures, qs30_now, ratios
+from sas_router.supervision.journal import CLOSE_UNSEEN, Journal, load_calls
+from sas_router.supervision.models import AuditRow
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 if TYPE_CHECKING:
-    from engine.api import Client, ControlApi
-    from engine.service import Engine
+    from sas_router.engine.api import Client, ControlApi
+    from sas_router.engine.service import Engine
 
 log = structlog.get_logger("supervision")
 STATIC = Path(__file__).resolve().parent / "static"

@@ -27,9 +27,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.core.calls import Call, VisitOutcome
-from engine.core.notices import NoticeKind
-from engine.plan.model import OverflowRule, Plan
+from sas_router.engine.core.calls import Call, VisitOutcome
+from sas_router.engine.core.notices import NoticeKind
+from sas_router.engine.plan.model import OverflowRule, Plan
 
 #: Version of the load message published on MQTT; a partner ignores versions it does not know.
 LOAD_VERSION = 1

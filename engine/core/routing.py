@@ -26,11 +26,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from engine.core.calls import Call, CallState
-from engine.plan import Plan
-from engine.plan import contexts as C
-from engine.plan.model import Priority, Role
-from engine.plan.schedule import route_queue
+from sas_router.engine.core.calls import Call, CallState
+from sas_router.engine.plan import Plan
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.plan.model import Priority, Role
+from sas_router.engine.plan.schedule import route_queue
 
 
 class RoutingError(ValueError):

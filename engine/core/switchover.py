@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from engine.plan.model import LineKind, Plan
-from engine.plan.schedule import window_active
+from sas_router.engine.plan.model import LineKind, Plan
+from sas_router.engine.plan.schedule import window_active
 
 DB_META = "sas-switch-meta"
 DB_HOLD = "sas-switch-hold"

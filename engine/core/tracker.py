@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from engine.core.calls import (
+from sas_router.engine.core.calls import (
     Agent,
     AgentLeg,
     AgentStatus,
@@ -33,8 +33,8 @@ from engine.core.calls import (
     QueueVisit,
     VisitOutcome,
 )
-from engine.core.notices import Notice, NoticeKind
-from engine.plan import contexts as C
+from sas_router.engine.core.notices import Notice, NoticeKind
+from sas_router.engine.plan import contexts as C
 
 Event = Mapping[str, str]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from engine.plan import contexts as C
-from engine.plan.model import Plan
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.plan.model import Plan
 
 #: Dialplan applications the rendered extensions.conf uses; anything else is refused.
 APPLICATIONS = frozenset({"Answer", "Dial", "ExecIf", "Goto", "GotoIf", "NoOp", "Queue", "Return", "Set"})

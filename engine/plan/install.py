@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.plan.model import Plan
-from engine.plan.render import write_rendered, write_secrets
+from sas_router.engine.plan.model import Plan
+from sas_router.engine.plan.render import write_rendered, write_secrets
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 from pydantic import BaseModel, ValidationError
-
-from engine.plan.model import (
+from sas_router.engine.plan.model import (
     CARE_KINDS,
     DESK_KEY_PATTERN,
     EMERGENCY_KINDS,
@@ -45,7 +44,7 @@ from engine.plan.model import (
     minutes_of,
     parse_clock,
 )
-from engine.plan.source import Diagnostic, PathKey, PlanError, PositionedSource, load_source, parse_source
+from sas_router.engine.plan.source import Diagnostic, PathKey, PlanError, PositionedSource, load_source, parse_source
 
 M = TypeVar("M", bound=BaseModel)
 

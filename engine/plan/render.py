@@ -14,9 +14,9 @@ import unicodedata
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.plan import contexts as C
-from engine.plan.grammar import check_rendered
-from engine.plan.model import DeskTemplate, LineKind, LineSpec, Plan, QueueSpec, RtpSpec
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.plan.grammar import check_rendered
+from sas_router.engine.plan.model import DeskTemplate, LineKind, LineSpec, Plan, QueueSpec, RtpSpec
 
 GENERATED = ("extensions.conf", "queues.conf", "queues-general.conf", "manager.conf", "pjsip.conf", "rtp.conf",
              "modules.conf")

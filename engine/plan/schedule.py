@@ -10,8 +10,8 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from engine.plan.loader import holiday_calendar
-from engine.plan.model import Plan, Priority, SwitchoverPreset
+from sas_router.engine.plan.loader import holiday_calendar
+from sas_router.engine.plan.model import Plan, Priority, SwitchoverPreset
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 

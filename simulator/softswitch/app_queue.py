@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from simulator.softswitch.model import Channel
+from sas_router.simulator.softswitch.model import Channel
 
 if TYPE_CHECKING:
-    from simulator.softswitch.core import Softswitch
+    from sas_router.simulator.softswitch.core import Softswitch
 
 # Device states as QueueMemberStatus reports them.
 UNKNOWN, NOT_INUSE, INUSE, BUSY, INVALID, UNAVAILABLE, RINGING, RINGINUSE, ONHOLD = 0, 1, 2, 3, 4, 5, 6, 7, 8

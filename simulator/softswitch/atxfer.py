@@ -16,10 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from simulator.softswitch.model import Bridge, Channel
+from sas_router.simulator.softswitch.model import Bridge, Channel
 
 if TYPE_CHECKING:
-    from simulator.softswitch.core import Softswitch
+    from sas_router.simulator.softswitch.core import Softswitch
 
 
 @dataclass

@@ -16,10 +16,9 @@ from typing import Annotated, Any
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from engine.plan import contexts as C
-from simulator.softswitch.server import AmiServer
-from simulator.softswitch.site import add_agent
+from sas_router.engine.plan import contexts as C
+from sas_router.simulator.softswitch.server import AmiServer
+from sas_router.simulator.softswitch.site import add_agent
 
 log = structlog.get_logger("softswitch.control")
 #: Digits, '+', '*', '#': what a caller ID or a dialled number can carry (no CR/LF, no separators).

@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-
-from engine.plan.render import REQUIRED_MODULES
-from simulator.softswitch import dialplan as dp
-from simulator.softswitch.app_queue import (
+from sas_router.engine.plan.render import REQUIRED_MODULES
+from sas_router.simulator.softswitch import dialplan as dp
+from sas_router.simulator.softswitch.app_queue import (
     INUSE,
     NOT_INUSE,
     RINGING,
@@ -28,10 +27,10 @@ from simulator.softswitch.app_queue import (
     QueueModel,
     parse_queues_conf,
 )
-from simulator.softswitch.app_queue import Member as QueueMember
-from simulator.softswitch.atxfer import AttendedTransfers, parse_featuremap
-from simulator.softswitch.clock import Scheduler, Timer
-from simulator.softswitch.model import CAUSE_TEXT, EVENT_CLASS, PRES_NAMES, PRES_TEXT, Bridge, Channel, Event
+from sas_router.simulator.softswitch.app_queue import Member as QueueMember
+from sas_router.simulator.softswitch.atxfer import AttendedTransfers, parse_featuremap
+from sas_router.simulator.softswitch.clock import Scheduler, Timer
+from sas_router.simulator.softswitch.model import CAUSE_TEXT, EVENT_CLASS, PRES_NAMES, PRES_TEXT, Bridge, Channel, Event
 
 log = structlog.get_logger("softswitch")
 

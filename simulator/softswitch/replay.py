@@ -18,11 +18,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from simulator.softswitch.ami_codec import Message
-from simulator.softswitch.clock import Scheduler
-from simulator.softswitch.core import Softswitch
-from simulator.softswitch.server import AmiServer, Session, User
-from simulator.transcripts import Frame
+from sas_router.simulator.softswitch.ami_codec import Message
+from sas_router.simulator.softswitch.clock import Scheduler
+from sas_router.simulator.softswitch.core import Softswitch
+from sas_router.simulator.softswitch.server import AmiServer, Session, User
+from sas_router.simulator.transcripts import Frame
 
 _CHANNEL_SUFFIX = re.compile(r"-(?P<hex>[0-9a-f]{8})(?=;[12]\b)")
 _UNIQUEID = re.compile(r"^\d{9,}\.\d+$|^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

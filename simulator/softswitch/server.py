@@ -16,11 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
-
-from simulator.softswitch.ami_codec import Message, MessageReader, encode
-from simulator.softswitch.atxfer import DEFAULT_FEATUREMAP
-from simulator.softswitch.core import Softswitch, originate
-from simulator.softswitch.model import Channel, Event
+from sas_router.simulator.softswitch.ami_codec import Message, MessageReader, encode
+from sas_router.simulator.softswitch.atxfer import DEFAULT_FEATUREMAP
+from sas_router.simulator.softswitch.core import Softswitch, originate
+from sas_router.simulator.softswitch.model import Channel, Event
 
 log = structlog.get_logger("softswitch.ami")
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.plan import Plan, load_plan
-from engine.plan import contexts as C
-from engine.plan.render import render_all
-from simulator.softswitch.clock import Scheduler
-from simulator.softswitch.core import Endpoint, Softswitch, TrunkLink
-from simulator.softswitch.server import User, users_from_manager_conf
+from sas_router.engine.plan import Plan, load_plan
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.plan.render import render_all
+from sas_router.simulator.softswitch.clock import Scheduler
+from sas_router.simulator.softswitch.core import Endpoint, Softswitch, TrunkLink
+from sas_router.simulator.softswitch.server import User, users_from_manager_conf
 
 
 def build_site(plan: Plan | Path | str, scheduler: Scheduler | None = None, *, seed: int = 1) -> Softswitch:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from alembic import context
+from sas_router.supervision.models import Base
 from sqlalchemy import Connection, engine_from_config, pool
-
-from supervision.models import Base
 
 config = context.config
 target_metadata = Base.metadata

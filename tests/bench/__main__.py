@@ -26,19 +26,18 @@ from typing import Any
 
 import aiohttp
 from panoramisk.message import Message as PanoramiskMessage
-
-from engine.ami import as_event
-from engine.api import Client
-from engine.core.tracker import Tracker
-from engine.logs import configure_logging
-from engine.plan import contexts as C
-from engine.plan import load_plan
-from simulator.day import DaySimulation
-from simulator.live import eventually, start_live_site
-from simulator.load import LoadProfile, local_midnight
-from simulator.softswitch.ami_codec import encode
-from simulator.softswitch.site import add_agent
-from simulator.transcripts import load_transcript
+from sas_router.engine.ami import as_event
+from sas_router.engine.api import Client
+from sas_router.engine.core.tracker import Tracker
+from sas_router.engine.logs import configure_logging
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.plan import load_plan
+from sas_router.simulator.day import DaySimulation
+from sas_router.simulator.live import eventually, start_live_site
+from sas_router.simulator.load import LoadProfile, local_midnight
+from sas_router.simulator.softswitch.ami_codec import encode
+from sas_router.simulator.softswitch.site import add_agent
+from sas_router.simulator.transcripts import load_transcript
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS = ROOT / "tests" / "fixtures" / "transcripts"
@@ -163,10 +162,9 @@ async def bench_real_transfers(rounds: int = 40) -> dict[str, Any] | None:
     import shutil
 
     from panoramisk import Manager
-
-    from simulator.live import start_engine_stack
-    from simulator.real_asterisk import AsteriskUnavailable, prepare
-    from simulator.sip_phone import Trunk, register_desk
+    from sas_router.simulator.live import start_engine_stack
+    from sas_router.simulator.real_asterisk import AsteriskUnavailable, prepare
+    from sas_router.simulator.sip_phone import Trunk, register_desk
 
     workdir = ROOT / "var" / "bench-asterisk"
     shutil.rmtree(workdir, ignore_errors=True)

@@ -11,9 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from simulator.softswitch.replay import compare, replay
-from simulator.transcripts import load_transcript
+from sas_router.simulator.softswitch.replay import compare, replay
+from sas_router.simulator.transcripts import load_transcript
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
 ETC = FIXTURES / "asterisk-etc"
@@ -56,8 +55,8 @@ def test_the_comparison_catches_a_wrong_event() -> None:
 
 
 def test_the_comparison_catches_a_wrong_value() -> None:
-    from simulator.softswitch.ami_codec import Message
-    from simulator.transcripts import Frame
+    from sas_router.simulator.softswitch.ami_codec import Message
+    from sas_router.simulator.transcripts import Frame
 
     result = replay(load_transcript(FIXTURES / "04-overflow-redirect.log"), ETC)
     tampered = []

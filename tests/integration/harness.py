@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
-from engine.api import Client
-from engine.mqtt import MqttConfig
-from engine.plan import Plan
-from engine.plan import contexts as C
-from engine.service import Engine, EngineOptions
-from simulator.live import LiveSite, eventually, start_live_site
-from simulator.softswitch.core import Softswitch
-from simulator.softswitch.model import Channel, Event
-from simulator.softswitch.server import AmiServer
-from simulator.softswitch.site import add_agent
+from sas_router.engine.api import Client
+from sas_router.engine.mqtt import MqttConfig
+from sas_router.engine.plan import Plan
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.service import Engine, EngineOptions
+from sas_router.simulator.live import LiveSite, eventually, start_live_site
+from sas_router.simulator.softswitch.core import Softswitch
+from sas_router.simulator.softswitch.model import Channel, Event
+from sas_router.simulator.softswitch.server import AmiServer
+from sas_router.simulator.softswitch.site import add_agent
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The room's desk token acts for every desk both example plans declare (the scenarios log many in);

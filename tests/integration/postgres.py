@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from simulator.broker import free_port
+from sas_router.simulator.broker import free_port
 
 
 class PostgresUnavailable(RuntimeError):

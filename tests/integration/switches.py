@@ -28,19 +28,18 @@ from typing import Any, Protocol
 import aiohttp
 import pytest
 from panoramisk import Manager
-
-from engine.api import Client
-from engine.mqtt import MqttConfig
-from engine.mutual_aid import DB_OVERFLOW_OFF
-from engine.plan import Plan, load_plan
-from engine.plan import contexts as C
-from engine.service import EngineOptions
-from simulator.live import EngineStack, eventually, start_engine_stack
-from simulator.softswitch.clock import Scheduler
-from simulator.softswitch.core import Softswitch
-from simulator.softswitch.model import Channel
-from simulator.softswitch.server import AmiServer
-from simulator.softswitch.site import add_agent, ami_users, build_site
+from sas_router.engine.api import Client
+from sas_router.engine.mqtt import MqttConfig
+from sas_router.engine.mutual_aid import DB_OVERFLOW_OFF
+from sas_router.engine.plan import Plan, load_plan
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.service import EngineOptions
+from sas_router.simulator.live import EngineStack, eventually, start_engine_stack
+from sas_router.simulator.softswitch.clock import Scheduler
+from sas_router.simulator.softswitch.core import Softswitch
+from sas_router.simulator.softswitch.model import Channel
+from sas_router.simulator.softswitch.server import AmiServer
+from sas_router.simulator.softswitch.site import add_agent, ami_users, build_site
 
 ROOT = Path(__file__).resolve().parents[2]
 BACKENDS = ("emulator", "asterisk")
@@ -168,7 +167,7 @@ class EmulatedSwitch:
 
 
 def real_asterisk_or_skip() -> Any:
-    from simulator.real_asterisk import AsteriskUnavailable, locate
+    from sas_router.simulator.real_asterisk import AsteriskUnavailable, locate
 
     try:
         return locate()
@@ -186,7 +185,7 @@ class RealSwitch:
 
     def __init__(self, plan: Plan, workdir: Path, *, address: str = "127.0.0.1", partners: Any = None,
                  sip_port: int | None = None) -> None:
-        from simulator.real_asterisk import prepare
+        from sas_router.simulator.real_asterisk import prepare
 
         real_asterisk_or_skip()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -207,7 +206,7 @@ class RealSwitch:
         return (self.host.sip_address, self.host.sip_port)
 
     async def desk(self, extension: str, answer_after: float | None = 0.2) -> str:
-        from simulator.sip_phone import register_desk
+        from sas_router.simulator.sip_phone import register_desk
 
         phone = await register_desk(extension=extension, password=self.host.desk_password(extension),
                                     switch=self.address, address=DESKS_ADDRESS, answer_after=answer_after)
@@ -215,7 +214,7 @@ class RealSwitch:
         return phone.interface
 
     async def open_trunk(self) -> None:
-        from simulator.sip_phone import Trunk
+        from sas_router.simulator.sip_phone import Trunk
 
         if self.trunk is None:
             self.trunk = await Trunk.open(OPERATOR_ADDRESS, self.address)
@@ -371,7 +370,7 @@ class Room:
         engine = self.engine
         manager = engine.link._manager
         resyncs, port = engine.resyncs, manager.config["port"]
-        from simulator.real_asterisk import free_port
+        from sas_router.simulator.real_asterisk import free_port
 
         manager.config["port"] = free_port()  # nothing listens there
         manager.protocol.transport.close()

@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 
 from ruamel.yaml import YAML
+from sas_router.engine.plan import load_plan
 
-from engine.plan import load_plan
 from tests.integration.switches import OPERATOR_ADDRESS, ROOT, real_asterisk_or_skip
 
 VENV_BIN = Path(sys.executable).parent
@@ -51,7 +51,7 @@ def loopback_plan(tmp_path: Path, sip_port: int) -> Path:
 
 def test_the_readme_deployment_commands_put_a_site_on_a_real_asterisk(tmp_path: Path) -> None:
     real_asterisk_or_skip()
-    from simulator.real_asterisk import RealAsterisk, free_port, free_sip_port, locate
+    from sas_router.simulator.real_asterisk import RealAsterisk, free_port, free_sip_port, locate
 
     commands = admin_commands()
     assert [c.split()[0] for c in commands] == ["sas-router", "sas-router", "sas-router", "asterisk",
@@ -114,7 +114,7 @@ def test_the_readme_deployment_commands_put_a_site_on_a_real_asterisk(tmp_path: 
 
 
 def test_the_readme_names_every_module_the_render_loads() -> None:
-    from engine.plan.render import CHECKED_MODULES
+    from sas_router.engine.plan.render import CHECKED_MODULES
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Deploying a site on its Asterisk", 1)[1].split("\n## ", 1)[0]

@@ -12,10 +12,10 @@ from pathlib import Path
 from urllib.parse import quote, urlparse
 
 import pytest
+from sas_router.engine.api import Client, ClientError, bind_clients
+from sas_router.engine.plan import load_plan
+from sas_router.engine.settings import Settings, SettingsError
 
-from engine.api import Client, ClientError, bind_clients
-from engine.plan import load_plan
-from engine.settings import Settings, SettingsError
 from tests.integration.harness import ROOT, Site, eventually, start_site
 
 LRM1 = "lrm1-token-0123456789"

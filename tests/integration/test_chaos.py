@@ -21,9 +21,9 @@ from typing import Any
 
 import aiohttp
 from panoramisk import Manager
+from sas_router.simulator.live import eventually
+from sas_router.simulator.real_asterisk import free_port
 
-from simulator.live import eventually
-from simulator.real_asterisk import free_port
 from tests.integration.conftest import CHAOS_FIGURES
 
 ROOT = Path(__file__).resolve().parents[2]

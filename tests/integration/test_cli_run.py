@@ -70,7 +70,7 @@ def test_engine_runs_against_the_emulator_from_the_command_line(tmp_path: Path) 
 
 
 def test_the_live_demo_routes_and_transfers_calls() -> None:
-    result = subprocess.run([sys.executable, "-m", "simulator.demo_live", "--once", "--port", "0"], cwd=ROOT,
+    result = subprocess.run([sys.executable, "-m", "sas_router.simulator.demo_live", "--once", "--port", "0"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "AMU → MG" in result.stdout and "n1-arm(answered" in result.stdout

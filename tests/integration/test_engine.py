@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sas_router.engine.core.calls import Call, VisitOutcome
+from sas_router.simulator.softswitch.model import Channel
 
-from engine.core.calls import Call, VisitOutcome
-from simulator.softswitch.model import Channel
 from tests.integration.harness import Site, eventually, shifted_clock, start_site
 
 
@@ -334,7 +334,7 @@ async def test_an_attended_transfer_from_the_desk_is_followed_through_its_helper
     """A site that enables attended transfer (features.conf atxfer): during the consultation the
     queue caller of N2 is a Local helper carrying the caller's Linkedid (recording 03d). The engine
     shows the call waiting there, moves it by the helper, and keeps one record to the end."""
-    from simulator.softswitch.atxfer import parse_featuremap
+    from sas_router.simulator.softswitch.atxfer import parse_featuremap
 
     site.switch.featuremap = parse_featuremap("[featuremap]\natxfer => *2\n")  # read when the desk is bridged
     n1, amu, mg = site.desk("1001"), site.desk("2001", answer_after=None), site.desk("3001")
@@ -396,7 +396,7 @@ async def test_a_refused_move_leaves_the_record_as_it_was(site: Site, refusal: s
     """The AMI link refuses the move before anything is sent (too many actions waiting, or a
     value it will not write): the call's record must not say "transferred" nor keep the new
     priority — a caller who then hangs up is journaled as answered in N1, the truth."""
-    from engine.ami import AmiBusy, UnsafeValue
+    from sas_router.engine.ami import AmiBusy, UnsafeValue
 
     _, caller, call = await answered_in_n1(site)
     priority = call.priority

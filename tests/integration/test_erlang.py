@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
-
-from engine.plan import load_plan
-from simulator.capacity import Queue, erlang_c_forecast
-from simulator.day import DaySimulation
-from simulator.load import Dist, LoadProfile, local_midnight
+from sas_router.engine.plan import load_plan
+from sas_router.simulator.capacity import Queue, erlang_c_forecast
+from sas_router.simulator.day import DaySimulation
+from sas_router.simulator.load import Dist, LoadProfile, local_midnight
 
 ROOT = Path(__file__).resolve().parents[2]
 CALLS_PER_HOUR, HANDLE, DESKS = 360.0, 60.0, 8

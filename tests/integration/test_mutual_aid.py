@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
+from sas_router.engine.mqtt import MqttConfig
+from sas_router.engine.service import EngineOptions
+from sas_router.simulator.broker import Broker, start_broker
+from sas_router.simulator.live import eventually
+from sas_router.simulator.softswitch.core import TrunkLink
+from sas_router.simulator.softswitch.model import Channel, Event
+from sas_router.simulator.softswitch.site import link_sites
 
-from engine.mqtt import MqttConfig
-from engine.service import EngineOptions
-from simulator.broker import Broker, start_broker
-from simulator.live import eventually
-from simulator.softswitch.core import TrunkLink
-from simulator.softswitch.model import Channel, Event
-from simulator.softswitch.site import link_sites
 from tests.integration.harness import ROOT, MovableClock, Site, shifted_clock, start_site
 
 TUESDAY_MORNING = "2026-11-24T10:00:00"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sas_router.engine.plan.model import Priority
+from sas_router.simulator.live import eventually
 
-from engine.plan.model import Priority
-from simulator.live import eventually
 from tests.integration.harness import shifted_clock
 from tests.integration.switches import Room, open_room
 

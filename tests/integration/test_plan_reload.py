@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 from ruamel.yaml import YAML
+from sas_router.engine.reload import SWITCH_RELOADS
+from sas_router.simulator.live import eventually
 
-from engine.reload import SWITCH_RELOADS
-from simulator.live import eventually
 from tests.integration.harness import ROOT
 from tests.integration.switches import Room, open_room
 

@@ -6,15 +6,15 @@ import re
 from pathlib import Path
 
 import pytest
+from sas_router.engine.plan import load_plan
 
-from engine.plan import load_plan
 from tests.integration.switches import ROOT, real_asterisk_or_skip
 
 
 @pytest.mark.parametrize("site", ["sas-69", "sas-38"])
 def test_a_real_asterisk_loads_the_render_without_an_error_or_a_warning(site: str, tmp_path: Path) -> None:
     real_asterisk_or_skip()
-    from simulator.real_asterisk import prepare
+    from sas_router.simulator.real_asterisk import prepare
 
     host = prepare(load_plan(ROOT / "dialplans" / f"{site}.yaml"), tmp_path, operator_addresses=["127.0.0.2"])
     host.start_sync()

@@ -9,12 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.plan import contexts as C
-from engine.plan import load_plan
-from simulator.softswitch.clock import Scheduler
-from simulator.softswitch.model import Event
-from simulator.softswitch.site import add_agent, build_site, link_sites
+from sas_router.engine.plan import contexts as C
+from sas_router.engine.plan import load_plan
+from sas_router.simulator.softswitch.clock import Scheduler
+from sas_router.simulator.softswitch.model import Event
+from sas_router.simulator.softswitch.site import add_agent, build_site, link_sites
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_795_376_400.0  # 2026-11-22 19:40 UTC

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_an_hour_of_load_runs_through_the_engine_and_is_plotted(tmp_path: Path) -> None:
     png, journal = tmp_path / "day.png", f"sqlite:///{tmp_path / 'journal.sqlite3'}"
-    run = subprocess.run([sys.executable, "-m", "engine.cli", "simulate", "--day", "2026-11-24", "--from", "10",
+    run = subprocess.run([sys.executable, "-m", "sas_router.engine.cli", "simulate", "--day", "2026-11-24",
+                          "--from", "10",
                           "--hours", "1", "--seed", "2", "--plot", str(png), "--journal", journal],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -30,7 +31,7 @@ def test_an_hour_of_load_runs_through_the_engine_and_is_plotted(tmp_path: Path) 
     assert [(h, int(o)) for h, o, _ in hours] == [("10:00", offered)], run.stdout
     # The journal of the simulated hour feeds the monthly report: P0 files (kept by the ARM) and
     # GP regulators' simple medical advices are there (items 4 and 6 were always short).
-    report = subprocess.run([sys.executable, "-m", "engine.cli", "report", "monthly", "--month", "2026-11",
+    report = subprocess.run([sys.executable, "-m", "sas_router.engine.cli", "report", "monthly", "--month", "2026-11",
                              "--db", journal], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr
     item = {m[1]: int(m[2]) for m in re.finditer(r"\s(T1\.\d)\s+(\d+)$", report.stdout, re.MULTILINE)}
@@ -41,7 +42,8 @@ def test_an_hour_of_load_runs_through_the_engine_and_is_plotted(tmp_path: Path) 
 
 
 def test_an_unplanned_surge_overflows_to_the_linked_partner_which_answers_most_of_them() -> None:
-    run = subprocess.run([sys.executable, "-m", "engine.cli", "simulate", "--day", "2026-11-24", "--from", "10",
+    run = subprocess.run([sys.executable, "-m", "sas_router.engine.cli", "simulate", "--day", "2026-11-24",
+                          "--from", "10",
                           "--hours", "1", "--seed", "2", "--surge", "3", "--unplanned-surge",
                           "--partner", "dialplans/sas-38.yaml", "--partner-desks", "12"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
@@ -58,7 +60,7 @@ def test_an_unplanned_surge_overflows_to_the_linked_partner_which_answers_most_o
 
 
 def test_a_partner_that_is_not_one_in_the_plans_is_refused() -> None:
-    run = subprocess.run([sys.executable, "-m", "engine.cli", "simulate", "--hours", "1",
+    run = subprocess.run([sys.executable, "-m", "sas_router.engine.cli", "simulate", "--hours", "1",
                           "--partner", "dialplans/sas-69.yaml"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1
     assert "sas-69 and sas-69 are not partners of each other" in run.stderr

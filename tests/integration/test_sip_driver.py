@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from simulator.load import Dist, LoadProfile, PlannedCall
-from simulator.sip_driver import SipLoad
+from sas_router.simulator.load import Dist, LoadProfile, PlannedCall
+from sas_router.simulator.sip_driver import SipLoad
+
 from tests.integration.switches import OPERATOR_ADDRESS, RealSwitch
 
 HOLD = 7.5  # patience 6.5 + qualify 0.5 + talk 0.5

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 from panoramisk import Manager
-
-from simulator.softswitch.clock import Scheduler
-from simulator.softswitch.core import Softswitch
-from simulator.softswitch.server import AmiServer
+from sas_router.simulator.softswitch.clock import Scheduler
+from sas_router.simulator.softswitch.core import Softswitch
+from sas_router.simulator.softswitch.server import AmiServer
 
 ETC = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts" / "asterisk-etc"
 
@@ -138,9 +137,9 @@ async def test_panoramisk_drives_a_call_through_a_queue(server) -> None:
 
 
 async def test_the_rendered_manager_conf_decides_which_events_the_engine_gets() -> None:
-    from engine.plan import contexts as C
-    from engine.plan import load_plan
-    from simulator.softswitch.site import add_agent, ami_users, build_site
+    from sas_router.engine.plan import contexts as C
+    from sas_router.engine.plan import load_plan
+    from sas_router.simulator.softswitch.site import add_agent, ami_users, build_site
 
     plan = load_plan(Path(__file__).resolve().parents[2] / "dialplans" / "sas-69.yaml")
     users = ami_users(plan, {"sas-router": "s3cret"})

@@ -20,21 +20,21 @@ from typing import Any
 import aiomqtt
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sas_router.engine.cli import app
+from sas_router.engine.mqtt import MqttConfig
+from sas_router.engine.plan import load_plan
+from sas_router.engine.plan.model import Priority
+from sas_router.engine.service import Engine
+from sas_router.engine.settings import with_journal_password
+from sas_router.simulator.broker import Broker, start_broker
+from sas_router.simulator.live import eventually
+from sas_router.supervision.journal import Journal
+from sas_router.supervision.models import TABLES, CallRow, GapRow, LegRow, QualificationRow, VisitRow
+from sas_router.supervision.report import monthly
+from sas_router.supervision.service import Supervision
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from engine.cli import app
-from engine.mqtt import MqttConfig
-from engine.plan import load_plan
-from engine.plan.model import Priority
-from engine.service import Engine
-from engine.settings import with_journal_password
-from simulator.broker import Broker, start_broker
-from simulator.live import eventually
-from supervision.journal import Journal
-from supervision.models import TABLES, CallRow, GapRow, LegRow, QualificationRow, VisitRow
-from supervision.report import monthly
-from supervision.service import Supervision
 from tests.integration.postgres import Cluster, start_cluster
 from tests.scripted import END, EXPECTED, ROLES, scripted_events
 from tests.stubs import StubLink

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import sqlalchemy
+from sas_router.supervision.figures import ratios
 
-from supervision.figures import ratios
 from tests.integration.harness import MovableClock, eventually, start_site
 
 

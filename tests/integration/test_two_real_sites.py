@@ -11,12 +11,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sas_router.engine.mqtt import MqttConfig
+from sas_router.engine.plan import Plan
+from sas_router.engine.service import EngineOptions
+from sas_router.simulator.broker import Broker, start_broker
+from sas_router.simulator.live import eventually
 
-from engine.mqtt import MqttConfig
-from engine.plan import Plan
-from engine.service import EngineOptions
-from simulator.broker import Broker, start_broker
-from simulator.live import eventually
 from tests.integration.harness import shifted_clock
 from tests.integration.switches import RealSwitch, Room, load, open_room, real_asterisk_or_skip
 
@@ -50,7 +50,7 @@ def quick_overflow(plan: Plan) -> Plan:
 @pytest.fixture
 async def sites(tmp_path: Path, broker: Broker) -> AsyncIterator[Sites]:
     real_asterisk_or_skip()
-    from simulator.real_asterisk import PartnerLink, free_sip_port
+    from sas_router.simulator.real_asterisk import PartnerLink, free_sip_port
 
     rhone_port, isere_port = free_sip_port(RHONE_ADDRESS), free_sip_port(ISERE_ADDRESS)
     rhone_switch = RealSwitch(quick_overflow(load("sas-69")), tmp_path / "rhone", address=RHONE_ADDRESS,

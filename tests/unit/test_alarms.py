@@ -6,10 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.plan import load_plan, parse_plan
-from engine.plan.model import AlarmPolicy, OverflowRule, OverflowWhen, Role
-from supervision.alarms import (
+from sas_router.engine.plan import load_plan, parse_plan
+from sas_router.engine.plan.model import AlarmPolicy, OverflowRule, OverflowWhen, Role
+from sas_router.supervision.alarms import (
     AlarmBoard,
     Condition,
     Level,

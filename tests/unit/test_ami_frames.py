@@ -7,8 +7,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from engine.ami import MAX_FRAME, GuardedProtocol
+from sas_router.engine.ami import MAX_FRAME, GuardedProtocol
 
 
 class Factory:

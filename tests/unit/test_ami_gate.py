@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from engine.ami import UnsafeValue, safe_action
+from sas_router.engine.ami import UnsafeValue, safe_action
 
 
 def test_plain_values_pass_unchanged() -> None:

@@ -8,12 +8,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sas_router.engine.cli import app
+from sas_router.engine.plan import load_plan
+from sas_router.simulator.capacity import Queue, agents_needed, erlang_a_forecast, erlang_b, erlang_c, erlang_c_forecast
+from sas_router.simulator.load import LoadProfile, local_midnight, plan_day, staffing_for
 from typer.testing import CliRunner
-
-from engine.cli import app
-from engine.plan import load_plan
-from simulator.capacity import Queue, agents_needed, erlang_a_forecast, erlang_b, erlang_c, erlang_c_forecast
-from simulator.load import LoadProfile, local_midnight, plan_day, staffing_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = load_plan(ROOT / "dialplans" / "sas-69.yaml")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sas_router.engine.core.notices import Notice
+from sas_router.engine.core.tracker import Tracker
+from sas_router.engine.plan import load_plan
+from sas_router.supervision.figures import Figures, ratios
 
-from engine.core.notices import Notice
-from engine.core.tracker import Tracker
-from engine.plan import load_plan
-from supervision.figures import Figures, ratios
 from tests.scripted import END, EXPECTED, ROLES, T0, scripted_events
 
 ROOT = Path(__file__).resolve().parents[2]

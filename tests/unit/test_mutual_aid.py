@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 import structlog
-
-from engine.core.calls import Call, QueueVisit, VisitOutcome
-from engine.core.mutual_aid import OverflowGovernor, PartnerBoard, QueueLoad, load_message
-from engine.core.switchover import Switchover, SwitchoverError, check_request, preset_decisions
-from engine.mutual_aid import MutualAid
-from engine.plan import load_plan
-from engine.plan.model import OverflowWhen
-from engine.plan.schedule import utc
+from sas_router.engine.core.calls import Call, QueueVisit, VisitOutcome
+from sas_router.engine.core.mutual_aid import OverflowGovernor, PartnerBoard, QueueLoad, load_message
+from sas_router.engine.core.switchover import Switchover, SwitchoverError, check_request, preset_decisions
+from sas_router.engine.mutual_aid import MutualAid
+from sas_router.engine.plan import load_plan
+from sas_router.engine.plan.model import OverflowWhen
+from sas_router.engine.plan.schedule import utc
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,10 +6,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from sas_router.engine.cli import app
+from sas_router.engine.plan import PlanError, load_plan, parse_plan
 from typer.testing import CliRunner
-
-from engine.cli import app
-from engine.plan import PlanError, load_plan, parse_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "dialplans").glob("*.yaml"))

@@ -8,12 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from sas_router.engine.cli import app
+from sas_router.engine.plan import load_plan
+from sas_router.engine.plan.install import install
+from sas_router.engine.plan.render import GENERATED, read_secrets, render_all, write_secrets
 from typer.testing import CliRunner
-
-from engine.cli import app
-from engine.plan import load_plan
-from engine.plan.install import install
-from engine.plan.render import GENERATED, read_secrets, render_all, write_secrets
 
 ROOT = Path(__file__).resolve().parents[2]
 SITES = ["sas-69", "sas-38"]

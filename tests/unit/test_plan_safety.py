@@ -11,11 +11,10 @@ import textwrap
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from engine.plan import PlanError, parse_plan
-from engine.plan.grammar import RenderRefused
-from engine.plan.model import Plan, QueueSpec, Role
-from engine.plan.render import render_all
+from sas_router.engine.plan import PlanError, parse_plan
+from sas_router.engine.plan.grammar import RenderRefused
+from sas_router.engine.plan.model import Plan, QueueSpec, Role
+from sas_router.engine.plan.render import render_all
 
 BASE = textwrap.dedent(
     """\

@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from engine.core.calls import AgentLeg, Call, QueueVisit, VisitOutcome
-from engine.core.notices import Notice
-from engine.plan import load_plan
-from engine.service import Engine, EngineOptions
-from supervision.figures import Figures, ratios
+from sas_router.engine.core.calls import AgentLeg, Call, QueueVisit, VisitOutcome
+from sas_router.engine.core.notices import Notice
+from sas_router.engine.plan import load_plan
+from sas_router.engine.service import Engine, EngineOptions
+from sas_router.supervision.figures import Figures, ratios
+
 from tests.stubs import StubLink
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.plan import load_plan
-from engine.plan.model import Priority
-from engine.plan.schedule import holiday_name, period_at, route_queue, utc, window_active
+from sas_router.engine.plan import load_plan
+from sas_router.engine.plan.model import Priority
+from sas_router.engine.plan.schedule import holiday_name, period_at, route_queue, utc, window_active
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -61,7 +60,7 @@ def test_summer_time_is_the_site_wall_clock(rhone) -> None:
 
 
 def test_alsace_moselle_calendar_has_its_extra_days(rhone) -> None:
-    from engine.plan.loader import holiday_calendar
+    from sas_router.engine.plan.loader import holiday_calendar
 
     moselle = holiday_calendar("FR-57", years=[2026])
     from datetime import date

@@ -6,11 +6,10 @@ the caller, who is offered again), as app_queue.c does."""
 from __future__ import annotations
 
 import pytest
-
-from simulator.softswitch.app_queue import empty_conditions
-from simulator.softswitch.clock import Scheduler
-from simulator.softswitch.core import Softswitch
-from simulator.softswitch.model import Channel
+from sas_router.simulator.softswitch.app_queue import empty_conditions
+from sas_router.simulator.softswitch.clock import Scheduler
+from sas_router.simulator.softswitch.core import Softswitch
+from sas_router.simulator.softswitch.model import Channel
 
 EXTENSIONS = """
 [from-pstn]

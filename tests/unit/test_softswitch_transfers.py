@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulator.softswitch.clock import Scheduler
-from simulator.softswitch.core import Endpoint, Softswitch, originate
-from simulator.softswitch.model import Channel, Event
+from sas_router.simulator.softswitch.clock import Scheduler
+from sas_router.simulator.softswitch.core import Endpoint, Softswitch, originate
+from sas_router.simulator.softswitch.model import Channel, Event
 
 ETC = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts" / "asterisk-etc"
 

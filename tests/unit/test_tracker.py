@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from engine.core.calls import AgentStatus, Call, CallState, IllegalTransition, VisitOutcome
-from engine.core.tracker import Tracker
-from simulator.transcripts import load_transcript
+from sas_router.engine.core.calls import AgentStatus, Call, CallState, IllegalTransition, VisitOutcome
+from sas_router.engine.core.tracker import Tracker
+from sas_router.simulator.transcripts import load_transcript
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "transcripts"
 
