@@ -208,6 +208,10 @@ class ControlApi:
         self.app.router.add_get("/health", self.health)
         self.app.router.add_get("/openapi.json", self.openapi)
 
+    def attach(self, engine: Engine) -> None:
+        """Serve this engine from now on (a restarted one: same plan, same clients)."""
+        self.engine = engine
+
     def route(self, method: str, path: str, role: str, handler: Handler, summary: str) -> None:
         self._routes.append((method, path, role, summary))
 

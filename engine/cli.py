@@ -110,9 +110,9 @@ def run(
     """Run the routing engine for one site: AMI link, call tracking, routing, control API."""
     import asyncio
 
-    from sas_router.engine.api import ClientError, ControlApi, bind_clients, serve
+    from sas_router.engine.api import ClientError, bind_clients
     from sas_router.engine.logs import configure_logging
-    from sas_router.engine.service import EngineOptions, make_engine
+    from sas_router.engine.runtime import Runtime, RuntimeConfig
     from sas_router.engine.settings import SettingsError, load_settings
 
     try:
@@ -133,23 +133,8 @@ def run(
     configure_logging(settings.log_format)
 
     async def main_loop() -> str | None:
-        from sas_router.supervision.journal import Journal
-        from sas_router.supervision.service import Supervision
-
-        engine = make_engine(site_plan, host=settings.ami.host, port=settings.ami.port,
-                             username=settings.ami.username, secret=settings.ami.secret.get_secret_value(),
-                             options=EngineOptions(confirm_within=settings.confirm_transfer_within,
-                                                   action_timeout=settings.ami.action_timeout,
-                                                   apply_presets=settings.apply_presets,
-                                                   partner_stale_after=settings.mqtt.partner_stale_after),
-                             mqtt=settings.mqtt.config())
-        api = ControlApi(engine, clients, plan_file=plan, switch_config=settings.switch_config)
-        journal = Journal(settings.journal.url(), site_plan.site.id, max_buffer=settings.journal.max_buffer)
-        supervision = Supervision(engine, journal=journal)
-        supervision.install(api)
-        await supervision.start()
-        await engine.start()
-        runner = await serve(api, settings.http.host, settings.http.port)
+        runtime = await Runtime(site_plan, clients, RuntimeConfig.from_settings(settings, plan_file=plan)).start()
+        engine, api = runtime.engine, runtime.api
         base = f"http://{settings.http.host}:{settings.http.port}"
         typer.echo(f"sas-router engine for {site_plan.site.id}: AMI {settings.ami.host}:{settings.ami.port}, "
                    f"control API {base}, dashboard {base}/dashboard, metrics {base}/metrics (Ctrl-C stops it)")
@@ -182,9 +167,7 @@ def run(
             for waiter in waiters:
                 waiter.cancel()
         finally:
-            await runner.cleanup()
-            await supervision.stop()
-            await engine.stop()
+            await runtime.stop()
         return engine.refusal
 
     refusal = asyncio.run(main_loop())

@@ -182,6 +182,8 @@ class DaySimulation:
         self.staffing_log: list[dict[str, Any]] = []
         self.requests = 0
         self.failed_requests = 0
+        #: Requests about a call that had ended meanwhile (404): a desk's click after the hang-up.
+        self.gone_requests = 0
         self._jobs: list[Callable[[], Awaitable[None]]] = []
         self._running: set[asyncio.Task[None]] = set()
         #: Events the switch wrote that panoramisk consumed as list answers (never dispatched).
@@ -370,11 +372,12 @@ class DaySimulation:
         self.requests += 1
         try:
             async with self.http.post(path, json=body) as response:
-                if response.status >= 400:
+                if response.status == 404:  # the caller hung up before the desk's click: not a fault
+                    self.gone_requests += 1
+                elif response.status >= 400:
                     self.failed_requests += 1
                     text = await response.text()
-                    if response.status != 404:  # a caller who hung up meanwhile: not a fault
-                        log.warning("desk request refused", path=path, status=response.status, body=text[:200])
+                    log.warning("desk request refused", path=path, status=response.status, body=text[:200])
         except aiohttp.ClientError as exc:
             self.failed_requests += 1
             log.warning("desk request failed", path=path, error=str(exc))

@@ -14,20 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sas_router.engine.api import Client, ControlApi, serve
+from sas_router.engine.api import Client, ControlApi
 from sas_router.engine.mqtt import MqttConfig
 from sas_router.engine.plan import Plan, load_plan
-from sas_router.engine.service import Engine, EngineOptions, make_engine
+from sas_router.engine.runtime import AMI_USER, Runtime, RuntimeConfig
+from sas_router.engine.service import Engine, EngineOptions
 from sas_router.simulator.softswitch.clock import Scheduler
 from sas_router.simulator.softswitch.core import Softswitch
 from sas_router.simulator.softswitch.model import Event
 from sas_router.simulator.softswitch.server import AmiServer
 from sas_router.simulator.softswitch.site import ami_users, build_site
 from sas_router.supervision.figures import BUCKET
-from sas_router.supervision.journal import Journal
 from sas_router.supervision.service import Supervision
 
-AMI_USER = "sas-router"
+__all__ = ["AMI_USER", "EngineStack", "LiveSite", "eventually", "start_engine_stack", "start_live_site"]
 
 
 async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: str = "condition") -> Any:
@@ -42,60 +42,19 @@ async def eventually(predicate: Callable[[], Any], timeout: float = 5.0, what: s
     raise TimeoutError(f"timed out waiting for {what}")
 
 
-@dataclass
-class EngineStack:
-    """The engine with its control API, figures and dashboard, connected to one switch's AMI —
-    an emulated one or a real Asterisk: nothing here knows which."""
-
-    plan: Plan
-    ami_host: str
-    ami_port: int
-    secret: str
-    engine: Engine
-    api: ControlApi
-    runner: Any
-    base_url: str
-    mqtt: MqttConfig | None = None
-    supervision: Supervision | None = None
-
-    async def restart_engine(self, options: EngineOptions | None = None) -> Engine:
-        """A new engine process, as after a crash: empty memory, same switch."""
-        await self.engine.stop()
-        self.engine = make_engine(self.plan, host=self.ami_host, port=self.ami_port, username=AMI_USER,
-                                  secret=self.secret, options=options or self.engine.options,
-                                  clock=self.engine.clock, mqtt=self.mqtt)
-        self.api.engine = self.engine
-        if self.supervision is not None:
-            self.supervision.attach(self.engine)
-        await self.engine.start()
-        return self.engine
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
-        if self.supervision is not None:
-            await self.supervision.stop()
-        await self.engine.stop()
+#: The engine with its control API and supervision: the production composition root.
+EngineStack = Runtime
 
 
 async def start_engine_stack(plan: Plan, tokens: dict[str, Client], *, ami_port: int, secret: str,
                              ami_host: str = "127.0.0.1", clock: Callable[[], float] = time.time,
                              options: EngineOptions | None = None, http_port: int = 0,
                              mqtt: MqttConfig | None = None, supervise: bool = True,
-                             journal_url: str | None = None, snapshot_every: float | None = BUCKET) -> EngineStack:
-    engine = make_engine(plan, host=ami_host, port=ami_port, username=AMI_USER, secret=secret,
-                         options=options or EngineOptions(), clock=clock, mqtt=mqtt)
-    api = ControlApi(engine, tokens)
-    supervision = None
-    if supervise:
-        journal = Journal(journal_url, plan.site.id, clock=clock) if journal_url else None
-        supervision = Supervision(engine, journal=journal, snapshot_every=snapshot_every)
-        supervision.install(api)
-        await supervision.start()
-    await engine.start()
-    runner = await serve(api, "127.0.0.1", http_port)
-    host, bound = runner.addresses[0][:2]
-    return EngineStack(plan, ami_host, ami_port, secret, engine, api, runner, f"http://{host}:{bound}", mqtt,
-                       supervision)
+                             journal_url: str | None = None, snapshot_every: float | None = BUCKET) -> Runtime:
+    config = RuntimeConfig(ami_host=ami_host, ami_port=ami_port, ami_secret=secret, options=options or EngineOptions(),
+                           mqtt=mqtt, http_port=http_port, supervise=supervise, journal_url=journal_url,
+                           snapshot_every=snapshot_every, clock=clock)
+    return await Runtime(plan, tokens, config).start()
 
 
 @dataclass
@@ -103,7 +62,7 @@ class LiveSite:
     plan: Plan
     switch: Softswitch
     server: AmiServer
-    stack: EngineStack
+    stack: Runtime
     events: list[Event]
 
     @property
@@ -124,11 +83,11 @@ class LiveSite:
 
     @property
     def secret(self) -> str:
-        return self.stack.secret
+        return self.stack.config.ami_secret
 
     @property
     def mqtt(self) -> MqttConfig | None:
-        return self.stack.mqtt
+        return self.stack.config.mqtt
 
     async def restart_engine(self, options: EngineOptions | None = None) -> Engine:
         return await self.stack.restart_engine(options)
