@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sas_router.engine.ami import AmiActionFailed, AmiLinkDown
 from sas_router.engine.core.calls import Call, VisitOutcome
@@ -30,7 +30,56 @@ from sas_router.engine.plan import contexts as C
 from sas_router.engine.plan.model import LineKind, Plan
 
 if TYPE_CHECKING:
-    from sas_router.engine.service import Engine
+    from collections.abc import Callable, Mapping
+
+    from sas_router.engine.core.tracker import Tracker
+    from structlog.typing import FilteringBoundLogger
+
+
+class ActionSender(Protocol):
+    @property
+    def connected(self) -> bool: ...
+
+    async def send(self, action: Mapping[str, object]) -> Any: ...
+
+
+class PresetOptions(Protocol):
+    @property
+    def apply_presets(self) -> bool: ...
+
+
+class MutualAidHost(Protocol):
+    """What mutual aid needs of the engine — its plan and clock, the live calls, the AMI link,
+    AstDB and a way to tell listeners — and nothing else (the engine is one such host, a test's
+    stand-in another)."""
+
+    @property
+    def plan(self) -> Plan: ...
+
+    @property
+    def tracker(self) -> Tracker: ...
+
+    @property
+    def link(self) -> ActionSender: ...
+
+    @property
+    def options(self) -> PresetOptions: ...
+
+    @property
+    def log(self) -> FilteringBoundLogger: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    def broadcast(self, notice: Notice) -> None: ...
+
+    def qs30_now(self) -> float | None: ...
+
+    async def db_get(self, family: str, key: str) -> str | None: ...
+
+    async def db_put(self, family: str, key: str, value: str) -> None: ...
+
+    async def db_del(self, family: str, key: str) -> None: ...
 
 #: AstDB family of queues whose overflow a supervisor switched off: key = queue, value = JSON.
 DB_OVERFLOW_OFF = "sas-overflow-off"
@@ -54,7 +103,7 @@ class JournalEntry:
 
 
 class MutualAid:
-    def __init__(self, engine: Engine, *, stale_after: float = 15.0) -> None:
+    def __init__(self, engine: MutualAidHost, *, stale_after: float = 15.0) -> None:
         self.engine = engine
         self.plan = engine.plan
         self.governor = OverflowGovernor(self.plan)
