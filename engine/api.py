@@ -285,6 +285,10 @@ class ControlApi:
         raise Forbidden(f"call {call.call_id or call.uniqueid} is neither talking to nor waiting for a desk of "
                         f"{client.name}")
 
+    def audit(self, request: web.Request, client: Client | None, path: str, status: int, result: str) -> None:
+        """Write a request to the audit trail (GET routes that must be, such as hearing a recording)."""
+        self._audit(request, client, path, status, result)
+
     def _audit(self, request: web.Request, client: Client | None, path: str, status: int, result: str) -> None:
         body = request.get(BODY)
         fields = body.model_dump() if isinstance(body, BaseModel) else {}
@@ -317,6 +321,10 @@ class ControlApi:
             if mapped is None:
                 raise
             return mapped
+
+    async def read_body(self, request: web.Request, model: type[_Body]) -> Any:
+        """A request body validated by ``model`` (for routes other modules add)."""
+        return await self._body(request, model)
 
     async def _body(self, request: web.Request, model: type[_Body]) -> Any:
         """The validated body; too large is a 413, not UTF-8 JSON or not an object a 400."""

@@ -50,6 +50,8 @@ class RuntimeConfig:
     #: Where a plan reload reads the plan, and the Asterisk directory it installs into.
     plan_file: Path | None = None
     switch_config: Path | None = None
+    #: Asterisk's monitor directory as the engine sees it (the recordings; None: not reachable).
+    recordings_path: Path | None = None
     clock: Callable[[], float] = time.time
 
     @classmethod
@@ -62,7 +64,8 @@ class RuntimeConfig:
                                          partner_stale_after=settings.mqtt.partner_stale_after),
                    mqtt=settings.mqtt.config(), http_host=settings.http.host, http_port=settings.http.port,
                    journal_url=settings.journal.url(), journal_max_buffer=settings.journal.max_buffer,
-                   plan_file=plan_file, switch_config=settings.switch_config)
+                   plan_file=plan_file, switch_config=settings.switch_config,
+                   recordings_path=settings.recordings_path)
 
 
 class Runtime:
@@ -77,7 +80,8 @@ class Runtime:
         if config.supervise:
             journal = (Journal(config.journal_url, plan.site.id, clock=config.clock,
                                max_buffer=config.journal_max_buffer) if config.journal_url else None)
-            self.supervision = Supervision(self.engine, journal=journal, snapshot_every=config.snapshot_every)
+            self.supervision = Supervision(self.engine, journal=journal, snapshot_every=config.snapshot_every,
+                                           recordings_path=config.recordings_path)
             self.supervision.install(self.api)
         self.runner: Any = None
         self.base_url = ""

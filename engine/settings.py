@@ -119,6 +119,9 @@ class Settings(_Strict):
     #: (SIGHUP or the admin route) then installs the rendered files there and reloads the dialplan,
     #: the queues and PJSIP. Unset: a reload only changes the engine, the admin installs by hand.
     switch_config: Path | None = None
+    #: Asterisk's monitor spool directory (astspooldir/monitor) as this host sees it: where the
+    #: recorder's files are checked, indexed and served. On another host, a read-only mount of it.
+    recordings_path: Path | None = Path("/var/spool/asterisk/monitor")
     log_format: Literal["auto", "json", "console"] = "auto"
 
     def api_clients(self) -> dict[str, Client]:

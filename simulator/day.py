@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import math
 import random
@@ -158,12 +159,17 @@ class DaySimulation:
         ``partner``: a second emulated SAS joined by its trunk, with ``partner_desks`` desks in
         each of its queues; overflow stays on and the callers sent there are followed to their
         end (they wait with their own patience, talk to the partner's desk, then hang up)."""
+        # A simulated day records nothing: thousands of hour-long files would only measure the
+        # disk (the recorder has tests of its own, on both switches).
+        plan = dataclasses.replace(plan, recording=plan.recording.model_copy(update={"enabled": False}))
         self.plan, self.plan_file, self.profile = plan, plan_file, profile
         self.start, self.duration, self.seed, self.fast = start, duration, seed, fast
         self.http_port, self.journal_url, self.mqtt = http_port, journal_url, mqtt
         self.staffing = staffing or (lambda at: staffing_for(plan, profile, at))
         self.progress = progress
         self.overflow = overflow or partner is not None
+        if partner is not None:
+            partner = dataclasses.replace(partner, recording=partner.recording.model_copy(update={"enabled": False}))
         self.partner_plan, self.partner_desks = partner, partner_desks
         self.partner_switch: Softswitch | None = None
         self.partner_counts = {"received": 0, "answered": 0, "gave_up": 0}

@@ -50,10 +50,11 @@ async def start_engine_stack(plan: Plan, tokens: dict[str, Client], *, ami_port:
                              ami_host: str = "127.0.0.1", clock: Callable[[], float] = time.time,
                              options: EngineOptions | None = None, http_port: int = 0,
                              mqtt: MqttConfig | None = None, supervise: bool = True,
-                             journal_url: str | None = None, snapshot_every: float | None = BUCKET) -> Runtime:
+                             journal_url: str | None = None, snapshot_every: float | None = BUCKET,
+                             recordings_path: Path | None = None) -> Runtime:
     config = RuntimeConfig(ami_host=ami_host, ami_port=ami_port, ami_secret=secret, options=options or EngineOptions(),
                            mqtt=mqtt, http_port=http_port, supervise=supervise, journal_url=journal_url,
-                           snapshot_every=snapshot_every, clock=clock)
+                           snapshot_every=snapshot_every, clock=clock, recordings_path=recordings_path)
     return await Runtime(plan, tokens, config).start()
 
 
@@ -119,5 +120,6 @@ async def start_live_site(plan_file: Path, tokens: dict[str, Client], *, clock: 
     port = await server.start()
     stack = await start_engine_stack(plan, tokens, ami_port=port, secret=secret, clock=clock, options=options,
                                      http_port=http_port, mqtt=mqtt, supervise=supervise, journal_url=journal_url,
-                                     snapshot_every=None if scheduler.virtual else BUCKET)
+                                     snapshot_every=None if scheduler.virtual else BUCKET,
+                                     recordings_path=switch.monitor_dir)
     return LiveSite(plan, switch, server, stack, events)

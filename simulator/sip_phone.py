@@ -8,7 +8,8 @@ UDP only and needs ``audioop``, gone from Python 3.13. Not PJSUA2 either: its Py
 process at four simultaneous calls. aiosipua runs on the test's own event loop, any number of
 calls at once.
 
-Media is not played: the SDP offers G.711 on a port nobody reads, which is all Asterisk needs to
+Media is not played unless a test makes a caller speak (:meth:`SipCaller.say_tone`, RTP from
+:mod:`simulator.rtp`): the SDP offers G.711 on a port nobody reads, which is all Asterisk needs to
 bridge, queue and transfer the call.
 """
 
@@ -18,11 +19,13 @@ import asyncio
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
 from aiosipua import Registration, SipDigestAuth, SipUAC, SipUAS, build_sdp, negotiate_sdp
 from aiosipua.transport import UdpSipTransport
+from sas_router.simulator.rtp import RtpSender, alaw_tone
 
 log = structlog.get_logger("sip")
 
@@ -70,9 +73,12 @@ class UserAgent:
         await self.uas.start()
         return self
 
+    @property
+    def rtp_port(self) -> int:
+        return self.port + 2 if self.port < 65000 else 40000
+
     def sdp(self) -> Any:
-        return build_sdp(local_ip=self.address, rtp_port=self.port + 2 if self.port < 65000 else 40000,
-                         payload_type=8, codec_name="PCMA")
+        return build_sdp(local_ip=self.address, rtp_port=self.rtp_port, payload_type=8, codec_name="PCMA")
 
     async def stop(self) -> None:
         await self.uas.stop()
@@ -93,6 +99,7 @@ class SipCaller:
     ended: bool = False
     ended_by_us: bool = False
     final_status: int = 0
+    voice: RtpSender | None = None
 
     @property
     def dropped(self) -> bool:
@@ -113,7 +120,19 @@ class SipCaller:
         self.ended = True
         log.info("caller received BYE", caller=self.caller, number=self.number, by_us=self.ended_by_us)
 
+    async def say_tone(self, hz: float, seconds: float, workdir: Path) -> RtpSender:
+        """Speak: send a ``hz`` tone as RTP to where the switch's answer said, from the port this
+        caller offered (once answered)."""
+        remote = self.outgoing.sdp_answer.rtp_address if self.outgoing and self.outgoing.sdp_answer else None
+        if remote is None:
+            raise RuntimeError("the call is not answered with an SDP: nowhere to send the voice")
+        local = (self.agent.address, self.agent.rtp_port)
+        self.voice = RtpSender(alaw_tone(hz, seconds, workdir), local, remote).start()
+        return self.voice
+
     def hangup(self) -> None:
+        if self.voice is not None:
+            self.voice.stop()
         if self.ended or self.outgoing is None:
             return
         self.ended_by_us = self.ended = True

@@ -84,6 +84,11 @@ class RoomState:
     ami: str = "up"  # "up" | "down" | "stalled"
     journal_up: bool | None = None  # None: no journal configured
     journal_buffered: int = 0
+    #: Calls whose recording failed (missing, cut short, never started) in the last 15 minutes.
+    recording_failures: tuple[str, ...] = ()
+    #: Free space where the recordings are (None: not reachable from here), and its alarm floor.
+    recordings_free_mb: float | None = None
+    recordings_free_alarm_mb: int = 2048
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,15 @@ def conditions(room: RoomState, policy: AlarmPolicy) -> list[Condition]:
                              "les appels passent, le tableau ne les voit plus"))
     elif room.ami == "stalled":
         out.append(Condition("switch-link", Level.CRITICAL, "Le commutateur ne répond plus (AMI figé)"))
+    if room.recording_failures:
+        count = len(room.recording_failures)
+        out.append(Condition("recording", Level.CRITICAL,
+                             f"Enregistreur : {count} appel(s) non enregistré(s) ou coupé(s) en 15 min "
+                             f"(dernier {room.recording_failures[-1]})"))
+    if room.recordings_free_mb is not None and room.recordings_free_mb < room.recordings_free_alarm_mb:
+        out.append(Condition("recording-disk", Level.CRITICAL,
+                             f"Disque des enregistrements : {room.recordings_free_mb:.0f} Mo libres "
+                             f"(seuil {room.recordings_free_alarm_mb} Mo)"))
     if room.journal_up is False:
         out.append(Condition("journal", Level.WARNING, f"Base du journal injoignable ({room.journal_buffered} "
                                                        "lignes en attente d'écriture)"))

@@ -302,6 +302,10 @@ class Journal:
         if model is CallRow:
             statement = statement.on_conflict_do_update(index_elements=["call_id"],
                                                         set_=_call_merge(statement.excluded, values))
+        elif model is TABLES["recordings"]:
+            # A hold, a release and the retention's deletion update the recording's row.
+            statement = statement.on_conflict_do_update(index_elements=["call_id"],
+                                                        set_={k: v for k, v in values.items() if k != "call_id"})
         elif table == "agent_sessions" and values.get("logout_at") is not None:
             statement = statement.on_conflict_do_update(
                 index_elements=["site", "interface", "login_at"], set_={"logout_at": values["logout_at"]})

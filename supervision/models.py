@@ -208,6 +208,33 @@ class AlarmRow(Base):
     by: Mapped[str] = mapped_column(String(40), default="")
 
 
+class RecordingRow(Base):
+    """One call's recording: where, how long, its sha256 taken when the file was closed (so a
+    change is detectable), what happened to it (ok, missing, short, not-started), its legal hold
+    and its deletion at the end of retention. Updated in place (hold, deletion), never deleted."""
+
+    __tablename__ = "recordings"
+
+    call_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    site: Mapped[str] = mapped_column(String(40), index=True)
+    file: Mapped[str] = mapped_column(String(200), default="")
+    line: Mapped[str] = mapped_column(String(40), default="")
+    caller: Mapped[str] = mapped_column(String(40), default="", index=True)
+    desks: Mapped[str] = mapped_column(String(200), default="")
+    queues: Mapped[str] = mapped_column(String(200), default="")
+    started_at: Mapped[float] = mapped_column(Double, index=True)
+    ended_at: Mapped[float | None] = mapped_column(Double)
+    duration: Mapped[float | None] = mapped_column(Double)
+    size: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64), default="")
+    status: Mapped[str] = mapped_column(String(20), default="")
+    hold_by: Mapped[str] = mapped_column(String(40), default="")
+    hold_at: Mapped[float | None] = mapped_column(Double)
+    hold_reason: Mapped[str] = mapped_column(Text, default="")
+    deleted_at: Mapped[float | None] = mapped_column(Double)
+    deleted_by: Mapped[str] = mapped_column(String(40), default="")
+
+
 TABLES = {cls.__tablename__: cls for cls in (CallRow, VisitRow, LegRow, QualificationRow, TransferRow, OverflowRow,
                                              MutualAidRow, AgentSessionRow, GapRow, AuditRow, QuarantineRow,
-                                             AlarmRow)}
+                                             AlarmRow, RecordingRow)}

@@ -23,6 +23,7 @@ from prometheus_client.utils import floatToGoString
 from sas_router.engine import VERSION
 from sas_router.engine.aio import cancel_and_wait, cancel_requested
 from sas_router.engine.ami import LATENCY_BUCKETS
+from sas_router.engine.api import Reasoned
 from sas_router.engine.core.calls import AgentStatus
 from sas_router.engine.core.notices import Notice, NoticeKind
 from sas_router.supervision.alarms import (
@@ -39,6 +40,7 @@ from sas_router.supervision.alarms import (
 from sas_router.supervision.figures import BUCKET, WAIT_BUCKETS, Figures, qs30_now, ratios
 from sas_router.supervision.journal import CLOSE_UNSEEN, Journal, load_calls
 from sas_router.supervision.models import AuditRow
+from sas_router.supervision.recordings import Recorder
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -63,12 +65,13 @@ END_OF_STREAM = ""  # the sentinel that ends a dashboard's event stream (real me
 
 class Supervision:
     def __init__(self, engine: Engine, *, journal: Journal | None = None, snapshot_every: float | None = BUCKET,
-                 push_every: float = 0.25) -> None:
+                 push_every: float = 0.25, recordings_path: Path | None = None) -> None:
         """``snapshot_every`` None: whoever owns the clock calls :meth:`publish_snapshot` (the load
         simulator's fast-forward, where 30 s of switch time pass in milliseconds)."""
         self.figures = Figures(engine.plan)
         self.alarm_board = AlarmBoard(clear_after=engine.plan.alarms.clear_after)
         self.journal = journal
+        self.recorder = Recorder(engine.plan, recordings_path, journal, clock=lambda: self.engine.clock())
         self.snapshot_every = snapshot_every
         self.push_every = push_every
         self.subscribers: set[asyncio.Queue[str]] = set()
@@ -107,9 +110,12 @@ class Supervision:
             self.plan = self.engine.plan
             self.figures.adopt_plan(self.plan)
             self.alarm_board.clear_after = self.plan.alarms.clear_after
+            self.recorder.plan = self.plan
         call = self.engine.tracker.call_any(notice.uniqueid) if notice.uniqueid else None
         self.figures.observe(notice, call, self.role_of)
         self._dirty = True
+        if notice.kind == NoticeKind.CALL_ENDED and call is not None:
+            self.recorder.call_ended(call)
         if self.journal is not None:
             self._journal(notice, call)
         self._live(notice, call)
@@ -176,7 +182,7 @@ class Supervision:
             await self.journal.start()
             if self.journal.up:
                 await self.restore()
-        loops = [self._push_loop(), self._lag_loop(), self._live_loop(), self._alarm_loop()]
+        loops = [self._push_loop(), self._lag_loop(), self._live_loop(), self._alarm_loop(), self._retention_loop()]
         if self.snapshot_every is not None:
             loops.append(self._snapshot_loop())
         for coro in loops:
@@ -202,6 +208,7 @@ class Supervision:
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks, what="supervision")
         self._tasks.clear()
+        await self.recorder.stop()
         if self.journal is not None:
             await self.journal.stop()
 
@@ -230,6 +237,15 @@ class Supervision:
         while not cancel_requested():
             await asyncio.sleep(1.0)
             self.check_alarms(self.engine.clock())
+
+    async def _retention_loop(self) -> None:
+        """Once an hour (and at start): recordings past the plan's retention go, held ones stay."""
+        while not cancel_requested():
+            try:
+                await self.recorder.expire(self.engine.clock())
+            except SQLAlchemyError as exc:
+                self.log.error("recording retention not applied (journal away); next hour", error=str(exc)[:200])
+            await asyncio.sleep(3600)
 
     async def _live_loop(self) -> None:
         while not cancel_requested():
@@ -344,6 +360,7 @@ class Supervision:
         roles = {self.role_of(a.interface) for a in self.engine.tracker.agents.values()
                  if a.status != AgentStatus.UNAVAILABLE}
         link = self.engine.link
+        free = self.recorder.free_bytes() if plan.recording.enabled else None
         return RoomState(
             now=now, queues=tuple(queues), qs30_target=plan.site.qs30_target, qs30_15m=sas.qs30,
             answered_15m=sas.answered,
@@ -352,7 +369,10 @@ class Supervision:
             emergency_doctor=bool(roles & EMERGENCY_DOCTOR_ROLES),
             ami="up" if link.connected else "stalled" if getattr(link, "stalled", False) else "down",
             journal_up=None if self.journal is None else self.journal.up,
-            journal_buffered=0 if self.journal is None else len(self.journal.buffer))
+            journal_buffered=0 if self.journal is None else len(self.journal.buffer),
+            recording_failures=tuple(self.recorder.failures_since(now - 900)),
+            recordings_free_mb=None if free is None else free / 1_000_000,
+            recordings_free_alarm_mb=plan.recording.disk_alarm_free_mb)
 
     def check_alarms(self, now: float) -> list[AlarmEvent]:
         """Look at the room now; raise, escalate and clear alarms, and record each change."""
@@ -450,6 +470,15 @@ class Supervision:
                   "their acknowledgement")
         api.route("POST", "/api/alarms/{key}/ack", "supervisor", self.api_acknowledge,
                   "Acknowledge an alarm (it stays until its condition has cleared; a new episode needs a new one)")
+        api.route("GET", "/api/recordings", "desk", self.api_recordings,
+                  "Recordings (supervisors and the plan's listeners): ?call=, ?number=, ?line=, ?since=, ?until=")
+        api.route("GET", "/api/recordings/{call}", "desk", self.api_recording, "One call's recording")
+        api.route("GET", "/api/recordings/{call}/audio", "desk", self.api_recording_audio,
+                  "Hear (or ?download=1) a call's recording; every listen is in the audit trail")
+        api.route("POST", "/api/recordings/{call}/hold", "supervisor", self.api_recording_hold,
+                  "Place a legal hold: the recording outlives its retention until released")
+        api.route("POST", "/api/recordings/{call}/release", "supervisor", self.api_recording_release,
+                  "Release a legal hold")
         api.route("GET", "/api/audit", "supervisor", self.api_audit,
                   "The audit trail: control requests, newest first (?call=, ?client=, ?since=epoch, ?limit=)")
         self._api = api
@@ -460,6 +489,67 @@ class Supervision:
 
     async def api_acknowledge(self, request: web.Request, client: Client) -> Any:
         return self.acknowledge(request.match_info["key"], client.name)
+
+    def _may_listen(self, client: Client) -> None:
+        """Supervisors and the clients the plan names (the medical lead): desks and screens never."""
+        if client.role in ("supervisor", "admin") or (client.role == "desk"
+                                                      and client.name in self.plan.recording.listeners):
+            return
+        raise web.HTTPForbidden(text=json.dumps({"error": f"{client.name} may not hear recordings: supervisors "
+                                                          "and the plan's recording.listeners may"}),
+                                content_type="application/json")
+
+    async def api_recordings(self, request: web.Request, client: Client) -> Any:
+        self._may_listen(client)
+        query = request.query
+        try:
+            since = float(query.get("since", "0"))
+            until = float(query["until"]) if "until" in query else None
+            limit = max(1, min(int(query.get("limit", "200")), 1000))
+        except ValueError:
+            return web.json_response({"error": "since/until are epoch seconds and limit a whole number"}, status=400)
+        found = await self.recorder.find(call=query.get("call", ""), number=query.get("number", ""),
+                                         line=query.get("line", ""), since=since, until=until, limit=limit)
+        return [entry.public() for entry in found]
+
+    async def api_recording(self, request: web.Request, client: Client) -> Any:
+        self._may_listen(client)
+        entry = await self.recorder.one(request.match_info["call"])
+        if entry is None:
+            raise LookupError(f"no recording for call {request.match_info['call']}")
+        return entry.public()
+
+    async def api_recording_audio(self, request: web.Request, client: Client) -> web.StreamResponse:
+        assert self._api is not None
+        download = request.query.get("download") == "1"
+        action = "download" if download else "listen"
+        try:
+            self._may_listen(client)
+        except web.HTTPForbidden:
+            self._api.audit(request, client, f"{action} recording", 403, "refused: not a listener")
+            raise
+        entry = await self.recorder.one(request.match_info["call"])
+        path = self.recorder.path_of(entry.file) if entry is not None and entry.deleted_at is None else None
+        if entry is None or path is None or not path.is_file():
+            self._api.audit(request, client, f"{action} recording", 404, "no recording file")
+            raise LookupError(f"no recording file for call {request.match_info['call']}")
+        self._api.audit(request, client, f"{action} recording", 200, f"{entry.file} sha256={entry.sha256[:16]}")
+        headers = {"Cache-Control": "no-store"}
+        if download:
+            headers["Content-Disposition"] = f'attachment; filename="{path.name}"'
+        return web.FileResponse(path, headers=headers)
+
+    async def api_recording_hold(self, request: web.Request, client: Client) -> Any:
+        assert self._api is not None
+        body = await self._api.read_body(request, Reasoned)
+        return (await self.recorder.hold(request.match_info["call"], by=client.name, reason=body.reason,
+                                         held=True)).public()
+
+    async def api_recording_release(self, request: web.Request, client: Client) -> Any:
+        assert self._api is not None
+        body = await self._api.read_body(request, Reasoned)
+        return (await self.recorder.hold(request.match_info["call"], by=client.name, reason=body.reason,
+                                         held=False)).public()
 
     async def api_audit(self, request: web.Request, client: Any) -> Any:
         """From the journal when there is one (every request since the journal began), else the
@@ -717,6 +807,14 @@ class _Collector:
         for alarm in s.alarm_board.active(now):
             alarms.add_metric([site, alarm["key"], alarm["level"], "yes" if alarm["acknowledged_by"] else "no"], 1)
         yield alarms
+        recordings = CounterMetricFamily("sas_recordings", "Recorded calls indexed, by status (ok, missing, short, "
+                                         "not-started)", labels=["site", "status"])
+        for status in ("ok", "missing", "short", "not-started"):
+            recordings.add_metric([site, status], s.recorder.counts[status])
+        yield recordings
+        free = s.recorder.free_bytes()
+        if free is not None:
+            yield _gauge("sas_recordings_disk_free_bytes", "Free space where the recordings are written", site, free)
         build = GaugeMetricFamily("sas_build_info", "The running engine's version and plan (value 1)",
                                   labels=["site", "version", "plan", "plan_sha256"])
         build.add_metric([site, VERSION, s.plan.source, s.plan.source_sha256[:12]], 1)

@@ -137,6 +137,12 @@ class Call:
     expected_move: tuple[VisitOutcome, str] | None = None
     #: The last member leg that answered this caller but is not bridged yet (DialEnd ANSWER).
     answering: bool = False
+    #: The call's recording, relative to Asterisk's monitor directory, when the dialplan named
+    #: it; when; whether MixMonitor said it started and whether it stopped.
+    recording: str = ""
+    recording_at: float | None = None
+    recording_started: bool = False
+    recording_stopped: bool = False
 
     def __setattr__(self, name: str, value: object) -> None:
         if name == "state" and "state" in self.__dict__:

@@ -19,6 +19,7 @@ class NoticeKind(StrEnum):
     TRANSFER_CONFIRMED = "transfer-confirmed"
     AGENT_CHANGED = "agent-changed"
     SWITCHOVER_DIAL_FAILED = "switchover-dial-failed"
+    RECORDING_STOPPED = "recording-stopped"
     # The engine's own decisions and states.
     QUALIFIED = "qualified"
     RESYNCHRONISED = "resynchronised"

@@ -103,6 +103,8 @@ class Tracker:
             "QueueMemberPause": self._member,
             "QueueMemberPenalty": self._member,
             "QueueMemberStatus": self._member,
+            "MixMonitorStart": self._recorder,
+            "MixMonitorStop": self._recorder,
         }
 
     # --- feeding ------------------------------------------------------------------------------
@@ -219,11 +221,26 @@ class Tracker:
             setattr(call, attribute, value)
             if name == C.VAR_INBOUND:
                 call.overflow_in = value == "overflow"
+        elif name == C.VAR_REC:
+            if value and not call.recording:
+                call.recording, call.recording_at = value, now
         elif name == C.VAR_PRIO:
             call.priority = _int(value, call.priority)
         elif name == C.VAR_REPEAT:
             call.repeat = value == "1"
         return []
+
+    def _recorder(self, event: Event, now: float) -> list[Notice]:
+        """MixMonitor on a caller's channel: started, or stopped (the file is being closed; the
+        switch may report it after the channel's Hangup)."""
+        call = self._tracked(event) or self.call_any(event.get("Uniqueid", ""))
+        if call is None:
+            return []
+        if event.get("Event") == "MixMonitorStart":
+            call.recording_started = True
+            return []
+        call.recording_stopped = True
+        return [Notice(NoticeKind.RECORDING_STOPPED, now, call.uniqueid, {"file": call.recording})]
 
     def _join(self, event: Event, now: float) -> list[Notice]:
         call = self._call_for(event, now, create=True) or self._helper_owner(event.get("Uniqueid", ""), event,

@@ -45,6 +45,10 @@ VAR_DIALED = "SAS_DIALED"
 VAR_REPEAT = "SAS_REPEAT"
 VAR_OVERFLOWED_TO = "SAS_OVERFLOWED_TO"
 VAR_SWITCHED_TO = "SAS_SWITCHED_TO"
+#: Set to 1 at the entry of a line the plan records.
+VAR_RECORD = "SAS_RECORD"
+#: The call's recording, relative to Asterisk's monitor directory (set once, at the first queue).
+VAR_REC = "SAS_REC"
 
 # SIP headers carried on partner trunks.
 HDR_ORIGIN = "X-SAS-Origin"

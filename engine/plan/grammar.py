@@ -18,9 +18,14 @@ from sas_router.engine.plan import contexts as C
 from sas_router.engine.plan.model import Plan
 
 #: Dialplan applications the rendered extensions.conf uses; anything else is refused.
-APPLICATIONS = frozenset({"Answer", "Dial", "ExecIf", "Goto", "GotoIf", "NoOp", "Queue", "Return", "Set"})
+APPLICATIONS = frozenset({"Answer", "Dial", "ExecIf", "Goto", "GotoIf", "NoOp", "Queue", "Return", "Set",
+                          "TryExec"})
 #: Dialplan functions the rendered extensions.conf reads; SHELL, SYSTEM, FILE, CURL... are not here.
-FUNCTIONS = frozenset({"CALLERID", "CUT", "DB", "DIALPLAN_EXISTS", "IF", "PJSIP_HEADER", "RAND"})
+FUNCTIONS = frozenset({"CALLERID", "CUT", "DB", "DIALPLAN_EXISTS", "FILTER", "IF", "PJSIP_HEADER", "RAND",
+                       "STRFTIME"})
+#: The one thing TryExec may run: MixMonitor on the recording path variable, and nothing after it —
+#: MixMonitor's third argument is a shell command run when the recording ends.
+TRY_EXEC = re.compile(r"^MixMonitor\(\$\{SAS_REC\}\)$")
 #: Settings each generated file may carry (the key before ``=``).
 SETTINGS = {
     "queues.conf": frozenset({
@@ -111,6 +116,8 @@ def _check_dialplan(name: str, text: str, plan: Plan) -> None:
         app, args = match["app"], match["args"]
         if app not in APPLICATIONS:
             raise RenderRefused(name, number, f"application {app} is not one the renderer writes", line)
+        if app == "TryExec" and not TRY_EXEC.match(args):
+            raise RenderRefused(name, number, "TryExec runs only MixMonitor on the recording's path", line)
         if not ARGS.match(args):
             raise RenderRefused(name, number, "a character no rendered argument carries", line)
         for function in FUNCTION_CALL.findall(args):

@@ -33,6 +33,7 @@ from sas_router.engine.plan.model import (
     Plan,
     Priority,
     QueueSpec,
+    RecordingSpec,
     Role,
     Route,
     Schedule,
@@ -52,7 +53,7 @@ M = TypeVar("M", bound=BaseModel)
 SECTION_ITEM = {"queues": "queue", "lines": "line", "partners": "partner", "switchovers": "switch-over preset"}
 
 SECTIONS = ("site", "sip", "queues", "lines", "partners", "desks", "schedule", "qualification", "switchovers",
-            "alarms")
+            "alarms", "recording")
 #: Desks one range may declare; a typo such as 1001-10010 would otherwise render ten thousand phones.
 MAX_DESKS_PER_RANGE = 500
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -629,6 +630,12 @@ def build_plan(src: PositionedSource) -> Plan:
     desks = _parse_desks(c, _entries(c, data, "desks", required=False))
     switchovers = _models(c, _entries(c, data, "switchovers", required=False), "switchovers", SwitchoverPreset)
     alarms = c.model(AlarmPolicy, data.get("alarms") or {}, ("alarms",)) if "alarms" in data else AlarmPolicy()
+    recording = (c.model(RecordingSpec, data.get("recording") or {}, ("recording",)) if "recording" in data
+                 else RecordingSpec())
+    if recording is not None and recording.lines is not None:
+        for index, line_id in enumerate(recording.lines):
+            if line_id not in lines and line_id not in (data.get("lines") or {}):
+                c.error(("recording", "lines", index), _unknown("line", line_id, lines))
     _check_members(c, queues, desks)
     schedule = _parse_schedule(c, data.get("schedule"))
     routes = _parse_routes(c, data.get("qualification"), queues)
@@ -658,6 +665,7 @@ def build_plan(src: PositionedSource) -> Plan:
         sip=sip,
         desks=desks,
         alarms=alarms or AlarmPolicy(),
+        recording=recording or RecordingSpec(),
     )
 
 

@@ -177,6 +177,29 @@ class AlarmPolicy(_Strict):
         return self.long_wait.get(queue.role, DEFAULT_LONG_WAIT[queue.role])
 
 
+class RecordingSpec(_Strict):
+    """The recorder (l'enregistreur): which lines' calls Asterisk records, how, and for how long
+    the recordings are kept. Every line by default."""
+
+    enabled: bool = True
+    #: Lines whose calls are recorded; absent: all of them.
+    lines: list[Annotated[str, Field(pattern=ID_PATTERN)]] | None = None
+    #: wav (8 kHz 16-bit, ~1 MB a minute) or gsm (compressed, ~100 kB a minute).
+    format: Literal["wav", "gsm"] = "wav"
+    #: Folder under Asterisk's monitor spool directory (astspooldir/monitor), relative: the
+    #: recordings are never in a web root, and the engine reads them through its own mount.
+    directory: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}(/[a-z0-9][a-z0-9_-]{0,39}){0,3}$")] = "sas"
+    #: Days a recording is kept, unless a supervisor put it under legal hold.
+    retention_days: Annotated[int, Field(ge=1, le=36_500)] = 365
+    #: API clients allowed to list and hear recordings besides supervisors (e.g. the medical lead).
+    listeners: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,40}$")]] = []
+    #: Free space under which the room is alarmed, in MB.
+    disk_alarm_free_mb: Annotated[int, Field(ge=1, le=10_000_000)] = 2048
+
+    def records(self, line: str) -> bool:
+        return self.enabled and (self.lines is None or line in self.lines)
+
+
 class LineSpec(_Strict):
     kind: LineKind
     label: Text = ""
@@ -379,6 +402,7 @@ class Plan:
     sip: SipSpec | None = None
     desks: dict[str, Desk] = field(default_factory=dict)
     alarms: AlarmPolicy = field(default_factory=AlarmPolicy)
+    recording: RecordingSpec = field(default_factory=RecordingSpec)
 
     def desk_of(self, interface: str) -> Desk | None:
         """The declared desk behind a queue-member interface, if any."""

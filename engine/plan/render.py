@@ -61,6 +61,8 @@ def _tag_common(x: _Ext, plan: Plan, line_id: str, line: LineSpec) -> None:
     x(f"Set(__{C.VAR_ENTRY_QUEUE}={line.queue})")
     x(f"Set(__{C.VAR_PRIO}={line.priority})")
     x(f"Set(__{C.VAR_FRONT}={plan.front_priority_for(line_id)})")
+    if plan.recording.records(line_id):
+        x(f"Set(__{C.VAR_RECORD}=1)")
 
 
 def _repeat_caller(x: _Ext, plan: Plan) -> None:
@@ -118,7 +120,8 @@ def _partner_line(out: list[str], plan: Plan, line_id: str, line: LineSpec) -> N
 
 def _queue_entry(out: list[str], plan: Plan, name: str, queue: QueueSpec) -> None:
     x = _Ext(out, name)
-    x(f"Set(__{C.VAR_QUEUE}=${{EXTEN}})")
+    _start_recording(x, plan)
+    x(f"Set(__{C.VAR_QUEUE}=${{EXTEN}})", label="recorded")
     x(f"Set(__TRANSFER_CONTEXT={C.CTX_DESK_TRANSFER})")  # inherited by the desk leg: see that context
     x(f"Set(QUEUE_PRIO=${{{C.VAR_PRIO}}})")
     timeout = f",,,{queue.fallback.after}" if queue.fallback else ""
@@ -133,6 +136,19 @@ def _queue_entry(out: list[str], plan: Plan, name: str, queue: QueueSpec) -> Non
     x(f"NoOp(unknown withdraw destination ${{QUEUE_WITHDRAW_INFO}} - back to the front of {name})")
     x(f"Set(__{C.VAR_PRIO}={_front(plan)})")
     x(f"Goto({C.CTX_QUEUE},{name},1)")
+
+
+def _start_recording(x: _Ext, plan: Plan) -> None:
+    """Record the call from its first queue to its end, once: MixMonitor on the caller's own
+    channel follows it through every move (Redirect, transfer, fallback, a returned overflow) and
+    hears both directions. The file is named by the call id (filtered: a partner's call id comes
+    from a SIP header), under the plan's folder and the day. TryExec: a recorder that cannot start
+    (module missing, disk full) leaves the call flowing; the engine sees the file is missing."""
+    x(f'GotoIf($["${{{C.VAR_RECORD}}}" != "1" | "${{{C.VAR_REC}}}" != ""]?recorded)')
+    folder = plan.recording.directory
+    x(f"Set(__{C.VAR_REC}={folder}/${{STRFTIME(${{EPOCH}},UTC,%Y/%m/%d)}}/"
+      f"${{FILTER(A-Za-z0-9.-,${{{C.VAR_CALL_ID}}})}}.{plan.recording.format})")
+    x(f"TryExec(MixMonitor(${{{C.VAR_REC}}}))")
 
 
 def _front(plan: Plan) -> str:
@@ -260,7 +276,7 @@ REQUIRED_MODULES = (
     "pbx_config", "func_db", "func_cut", "func_rand", "func_callerid", "func_logic", "func_dialplan",
     "func_strings", "func_channel", "codec_alaw", "codec_ulaw", "codec_gsm", "format_wav", "format_gsm",
     "format_pcm", "bridge_simple", "bridge_native_rtp", "bridge_softmix", "bridge_holding",
-    "res_http_websocket", "res_pjsip_transport_websocket", "res_crypto",
+    "res_http_websocket", "res_pjsip_transport_websocket", "res_crypto", "app_mixmonitor",
 )
 #: What the engine asks Asterisk about at start (a subset: those whose absence breaks a call path).
 CHECKED_MODULES = ("app_queue", "app_dial", "app_stack", "app_exec", "chan_pjsip", "res_pjsip_header_funcs",

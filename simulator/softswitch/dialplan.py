@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 #: Applications the emulator executes (implemented in :mod:`simulator.softswitch.core`).
 APPLICATIONS = frozenset({
     "Answer", "NoOp", "Set", "Goto", "GotoIf", "ExecIf", "Queue", "Dial", "Wait", "MusicOnHold",
-    "Playback", "Hangup", "Return", "Verbose", "Ringing", "Progress",
+    "Playback", "Hangup", "Return", "Verbose", "Ringing", "Progress", "TryExec", "MixMonitor",
 })
 #: Dialplan functions the emulator evaluates.
 FUNCTIONS = frozenset({
-    "CALLERID", "DB", "PJSIP_HEADER", "CUT", "RAND", "IF", "DIALPLAN_EXISTS", "LEN", "DB_EXISTS",
+    "CALLERID", "DB", "PJSIP_HEADER", "CUT", "RAND", "IF", "DIALPLAN_EXISTS", "LEN", "DB_EXISTS", "FILTER",
+    "STRFTIME",
 })
 
 
@@ -372,6 +373,21 @@ class _Expr:
 def evaluate(text: str) -> str:
     tokens = _tokens(text)
     return _Expr(tokens).parse() if tokens else ""
+
+
+def filter_chars(allowed: str, text: str) -> str:
+    """FILTER(allowed,string): keeps the characters listed, ranges (``A-Z``) included; a ``-``
+    first or last is itself (func_strings.c)."""
+    keep: set[str] = set()
+    index = 0
+    while index < len(allowed):
+        if index + 2 < len(allowed) and allowed[index + 1] == "-":
+            keep.update(chr(c) for c in range(ord(allowed[index]), ord(allowed[index + 2]) + 1))
+            index += 3
+        else:
+            keep.add(allowed[index])
+            index += 1
+    return "".join(c for c in text if c in keep)
 
 
 def cut(value: str, delimiter: str, fields: str) -> str:

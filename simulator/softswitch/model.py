@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
@@ -78,6 +79,10 @@ class Channel:
     pending_cid: tuple[str, str] | None = None
     #: Set while the channel executes dialplan; cleared when its PBX ends.
     pbx: Any = None
+    #: MixMonitor running on this channel: (file, started at); written when the channel goes.
+    recording: tuple[Path, float] | None = None
+    #: What this channel's far end "says" (a test caller sending a tone): its frequency in Hz.
+    tone_hz: float = 0.0
     hungup: bool = False
     hangup_cause: int = 16
     answered_at: float | None = None

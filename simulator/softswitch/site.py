@@ -6,6 +6,7 @@ against it exercises the configuration a real Asterisk would load.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from sas_router.engine.plan import Plan, load_plan
@@ -16,13 +17,16 @@ from sas_router.simulator.softswitch.core import Endpoint, Softswitch, TrunkLink
 from sas_router.simulator.softswitch.server import User, users_from_manager_conf
 
 
-def build_site(plan: Plan | Path | str, scheduler: Scheduler | None = None, *, seed: int = 1) -> Softswitch:
-    """A softswitch running the plan's rendered dialplan and queues, with its PJSIP endpoints."""
+def build_site(plan: Plan | Path | str, scheduler: Scheduler | None = None, *, seed: int = 1,
+               monitor_dir: Path | None = None) -> Softswitch:
+    """A softswitch running the plan's rendered dialplan and queues, with its PJSIP endpoints, and
+    a monitor spool directory for its recordings (a fresh temporary one unless given)."""
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
     files = render_all(plan)
     sw = Softswitch(files["extensions.conf"], files["queues.conf"], scheduler=scheduler, seed=seed,
                     system_name=plan.site.id, filename=f"asterisk/{plan.site.id}/extensions.conf")
+    sw.monitor_dir = monitor_dir or Path(tempfile.mkdtemp(prefix=f"sas-monitor-{plan.site.id}-"))
     sw.endpoint_contexts[C.OPERATOR_ENDPOINT] = C.CTX_PSTN
     sw.endpoints[C.OPERATOR_ENDPOINT] = Endpoint(C.OPERATOR_ENDPOINT, answer_after=None)
     for partner in plan.partners:

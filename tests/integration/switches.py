@@ -78,6 +78,9 @@ class EmulatedCaller:
         if not self.channel.hungup:
             self.switch.request_hangup(self.channel, 16, soft=False)
 
+    async def say_tone(self, hz: float, seconds: float, workdir: Path) -> None:
+        self.channel.tone_hz = hz  # what the emulator's MixMonitor then writes
+
 
 class Switch(Protocol):
     name: str
@@ -113,6 +116,10 @@ class EmulatedSwitch:
     @property
     def ami_secret(self) -> str:
         return self.secret
+
+    @property
+    def monitor_dir(self) -> Path | None:
+        return self.switch.monitor_dir
 
     async def start(self) -> None:
         self.switch = build_site(self.plan, Scheduler(virtual=False))
@@ -200,6 +207,10 @@ class RealSwitch:
     @property
     def ami_secret(self) -> str:
         return self.host.ami_secret
+
+    @property
+    def monitor_dir(self) -> Path:
+        return self.host.run_dir / "spool" / "monitor"
 
     @property
     def address(self) -> tuple[str, int]:
@@ -403,7 +414,8 @@ async def open_room(switch: Any, *, clock: Callable[[], float] = time.time,
     stack = await start_engine_stack(switch.plan, TOKENS, ami_port=switch.ami_port, secret=switch.ami_secret,
                                      clock=clock, mqtt=mqtt, options=options or EngineOptions(confirm_within=3.0,
                                                                                    action_timeout=3.0,
-                                                                                   apply_presets=False))
+                                                                                   apply_presets=False),
+                                     recordings_path=switch.monitor_dir)
     stack.engine.link._manager.reconnect_timeout = 1
     room = Room(switch, stack, aiohttp.ClientSession())
     # A second AMI session records what the switch published, as the engine's own would see it.

@@ -5,6 +5,7 @@ user agent never received a BYE (``dropped`` is False), not merely because AMI s
 from __future__ import annotations
 
 import asyncio
+import hashlib
 
 import pytest
 from sas_router.engine.plan.model import Priority
@@ -12,6 +13,7 @@ from sas_router.simulator.live import eventually
 
 from tests.integration.harness import shifted_clock
 from tests.integration.switches import Room, open_room
+from tests.integration.test_recordings import dominant_frequency
 
 
 @pytest.fixture
@@ -421,3 +423,41 @@ async def test_a_returning_116117_caller_never_goes_ahead_of_a_waiting_15(room: 
     await room.desk("1001", ["n1-arm"], "arm-n1")
     await room.talking_in(first, "n1-arm", timeout=15)  # the 15 first
     assert second.current_leg is None and not emergency.dropped and not care.dropped
+
+
+async def test_the_recorder_keeps_the_whole_call_across_two_moves_with_the_caller_s_voice(room: Room,
+                                                                                       tmp_path) -> None:
+    """The caller says a 1 kHz tone (real RTP on the real switch); N1 answers, qualifies P1 (AMU),
+    AMU hands over to MG, the caller hangs up. One recording: as long as the call from its first
+    queue, with the tone in it, its sha256 as indexed; and the caller never got a BYE."""
+    await room.desk("1001", ["n1-arm"], "arm-n1")
+    await room.desk("2001", ["n2-amu"], "arm-amu")
+    await room.desk("3001", ["n2-mg"], "mrg")
+    leg = room.call("15", "0633445566", name="Martin")
+    call = await room.tracked(leg)
+    await room.talking_in(call, "n1-arm")
+    await leg.say_tone(1000.0, 30.0, tmp_path)
+    await asyncio.sleep(1.0)
+    status, body = await room.post(f"/api/calls/{call.call_id}/qualify", {"level": "P1", "reason": "douleur"})
+    assert status == 200, body
+    await room.talking_in(call, "n2-amu")
+    await asyncio.sleep(1.0)
+    status, body = await room.post(f"/api/calls/{call.call_id}/transfer", {"queue": "n2-mg", "reason": "avis MG"},
+                                   token="super-token")
+    assert status == 200, body
+    await room.talking_in(call, "n2-mg")
+    await asyncio.sleep(1.0)
+    assert call.recording.startswith("sas/") and call.recording_started
+    leg.hangup()
+    await eventually(lambda: call.ended_at is not None, timeout=10, what="call ended")
+    recorder = room.stack.supervision.recorder
+    await eventually(lambda: call.call_id in recorder.index, timeout=20, what="recording indexed")
+    entry = recorder.index[call.call_id]
+    file = room.switch.monitor_dir / call.recording
+    expected = call.ended_at - call.recording_at
+    assert entry.status == "ok", entry
+    assert abs(entry.duration - expected) <= 1.0, (entry.duration, expected)
+    assert entry.sha256 == hashlib.sha256(file.read_bytes()).hexdigest()
+    assert entry.queues == "n1-arm,n2-amu,n2-mg" and entry.desks == "1001,2001,3001"
+    assert abs(dominant_frequency(file) - 1000.0) < 10, "the caller's voice is in the recording"
+    assert not leg.dropped

@@ -7,14 +7,17 @@ from __future__ import annotations
 import dataclasses
 import re
 import textwrap
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sas_router.engine.plan import PlanError, parse_plan
-from sas_router.engine.plan.grammar import RenderRefused
+from sas_router.engine.plan import PlanError, load_plan, parse_plan
+from sas_router.engine.plan.grammar import RenderRefused, check_rendered
 from sas_router.engine.plan.model import Plan, QueueSpec, Role
 from sas_router.engine.plan.render import render_all
+
+ROOT = Path(__file__).resolve().parents[2]
 
 BASE = textwrap.dedent(
     """\
@@ -165,7 +168,7 @@ def test_the_renderer_refuses_what_the_loader_would_have_refused(name: str, spec
 
 HOSTILE = st.text(alphabet=st.sampled_from(list("az09-_ .;,=>[](){}$#!&|\"'\\/@\n\r\t\x00\u2028\u00e9\u00a0*^?:")),
                   min_size=1, max_size=24)
-APPLICATIONS = {"Answer", "Dial", "ExecIf", "Goto", "GotoIf", "NoOp", "Queue", "Return", "Set"}
+APPLICATIONS = {"Answer", "Dial", "ExecIf", "Goto", "GotoIf", "NoOp", "Queue", "Return", "Set", "TryExec"}
 LINE_SHAPES = re.compile(r"^(|;[^\n]*|\[[a-z0-9-]+\](\((!|[a-z-]+)\))?|#tryinclude [a-z0-9-]+/[a-z-]+\.conf|"
                          r"exten => [A-Za-z0-9_.+-]+,1(\([a-z-]+\))?,[A-Za-z]+\(.*\)|"
                          r" same => n(\([a-z-]+\))?,[A-Za-z]+\(.*\)|[a-z_-]+ *=>? *[^;\[\]$\n]*(;[^\n]*)?)$")
@@ -201,9 +204,27 @@ def test_whatever_plan_check_accepts_renders_only_the_expected_structure(slot: s
     assert {line[1:-1] for line in found["queues.conf"]} == set(plan.queues)
     assert found["apps"] <= APPLICATIONS
     assert "SHELL" not in files["extensions.conf"] and "System(" not in files["extensions.conf"]
+    # The recorder is started one way only, with no command after the recording (MixMonitor's
+    # third argument is run by a shell).
+    assert set(re.findall(r",TryExec\((.*)\)$", files["extensions.conf"], re.M)) <= {"MixMonitor(${SAS_REC})"}
     members = re.findall(r"^member => (.*)$", files["queues.conf"], re.M)
     assert members == ["PJSIP/1001"]
     pjsip_sections = {re.sub(r"\(.*\)$", "", line)[1:-1] for line in found["pjsip.conf"]}
     assert pjsip_sections == {"operator", partner, "sas-desk-phone", "sas-desk-webrtc",
                               "sas-desk-auth", "sas-desk-aor", "1001", "1002", "1003", "1004",
                               "1001-auth", "1002-auth", "1003-auth", "1004-auth"}
+
+
+@pytest.mark.parametrize("line", [
+    " same => n,TryExec(MixMonitor(${SAS_REC},,rm -rf /var/spool))",
+    " same => n,TryExec(System(id))",
+    " same => n,MixMonitor(/tmp/x.wav)",
+    " same => n,Set(X=${SHELL(id)})",
+])
+def test_the_renderer_refuses_a_recorder_line_that_could_run_a_command(line: str) -> None:
+    plan = load_plan(ROOT / "dialplans" / "sas-69.yaml")
+    files = render_all(plan)
+    files["extensions.conf"] = files["extensions.conf"].replace(
+        " same => n,TryExec(MixMonitor(${SAS_REC}))", line, 1)
+    with pytest.raises(RenderRefused):
+        check_rendered(files, plan)
