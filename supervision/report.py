@@ -21,7 +21,8 @@ from zoneinfo import ZoneInfo
 
 from sas_router.engine.plan import Plan
 from sas_router.engine.plan.schedule import holiday_name, period_at
-from sas_router.supervision.models import CallRow, LegRow, QualificationRow
+from sas_router.supervision.models import CallRow, LegRow, QualificationRow, RecordingRow
+from sas_router.supervision.recordings import FAILED
 from sas_router.supervision.service import ROLE_LABELS
 from sqlalchemy import Engine, select
 
@@ -52,6 +53,9 @@ class MonthlyReport:
     amu_files: int = 0
     ambulatory_files: int = 0
     medical_advices: int = 0
+    #: Answered calls whose recording is whole, and recorded calls whose recording failed.
+    recorded_answered: int = 0
+    recording_failures: int = 0
     #: role -> (agent legs, mean talk seconds)
     durations: dict[str, tuple[int, float]] = field(default_factory=dict)
 
@@ -71,6 +75,9 @@ class MonthlyReport:
         for role in sorted(self.durations, key=lambda r: (order.index(r) if r in order else len(order), r)):
             legs, mean = self.durations[role]
             out.append(Row(f"average call duration, {ROLE_LABELS.get(role, role)}", "T3", mean, "s", legs))
+        recorded = self.recorded_answered / self.calls_answered if self.calls_answered else None
+        out.append(Row("answered calls recorded (recorder)", "REC", recorded, "ratio", self.calls_answered))
+        out.append(Row("recordings failed (missing, cut, never started)", "REC", self.recording_failures, "calls"))
         return out
 
     def rows(self) -> list[tuple[str, str, str]]:
@@ -151,6 +158,17 @@ def monthly(db: Engine, plan: Plan, year: int, month: int) -> MonthlyReport:
             if leg.call_id in counted:
                 talk.setdefault(leg.role or "unknown", []).append(leg.talk_time)
         report.durations = {role: (len(values), sum(values) / len(values)) for role, values in talk.items()}
+        answered = {row.call_id for row in calls if row.call_id in counted and row.answered_at is not None}
+        recordings = connection.execute(select(RecordingRow.call_id, RecordingRow.status)
+                                        .where(RecordingRow.site == site, RecordingRow.started_at >= start - 86_400,
+                                               RecordingRow.started_at < end)).all()
+        for recording in recordings:
+            if recording.call_id not in counted:
+                continue
+            if recording.status == "ok" and recording.call_id in answered:
+                report.recorded_answered += 1
+            elif recording.status in FAILED:
+                report.recording_failures += 1
     return report
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy
 from sas_router.engine.plan.model import Priority
+from sas_router.supervision.report import monthly
 
 from tests.integration.harness import MovableClock, Site, eventually, start_site
 
@@ -54,7 +55,7 @@ async def record_a_call_through_two_moves(site: Site) -> tuple[str, Path]:
 async def test_a_call_is_recorded_across_its_moves_indexed_with_its_checksum_and_heard_by_supervisors_only(
         tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'journal.sqlite3'}"
-    site = await start_site(journal_url=url)
+    site = await start_site(journal_url=url, clock=MovableClock("2026-11-24T10:00:00"))  # a Tuesday, SAS hours
     try:
         call_id, file = await record_a_call_through_two_moves(site)
         recorder = site.live.supervision.recorder  # type: ignore[union-attr]
@@ -92,6 +93,11 @@ async def test_a_call_is_recorded_across_its_moves_indexed_with_its_checksum_and
             row = connection.execute(sqlalchemy.text(
                 "select status, sha256, duration from recordings where call_id = :c"), {"c": call_id}).one()
         assert (row.status, row.sha256) == ("ok", entry.sha256)
+        # The month's report: every answered call recorded, no failure.
+        rows = monthly(sqlalchemy.create_engine(url), site.plan, 2026, 11).rows()
+        report = {label: value for label, _, value in rows}
+        assert report["answered calls recorded (recorder)"] == "100.0%"
+        assert report["recordings failed (missing, cut, never started)"] == "0"
     finally:
         await site.close()
 
