@@ -193,8 +193,48 @@ async def test_the_wall_screen_opens_from_its_address_fits_1080p_and_a_superviso
     await expect(page.locator("body")).to_have_attribute("data-alerting", "0")
 
 
-async def expect_eventually(condition, timeout: float = 5.0) -> None:
+async def expect_eventually(condition: Any, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+async def test_a_supervisor_finds_a_call_s_recording_and_hears_it_and_the_listen_is_audited(
+        browser: Browser, site: Site) -> None:
+    await site.login(site.desk("1001", answer_after=0.1), ["n1-arm"], "arm-n1")
+    caller = site.call("15", "0644556677")
+    caller.tone_hz = 440.0
+    call = await site_call(site, caller.uniqueid)
+    await asyncio.sleep(1.5)
+    site.switch.request_hangup(caller, 16)
+    site.server._wake.set()
+    recorder = site.live.supervision.recorder  # type: ignore[union-attr]
+    await expect_eventually(lambda: call.call_id in recorder.index, timeout=15)
+
+    page = await open_dashboard(browser, site, "super-token")
+    await page.fill("#rec-query", "0644556677")
+    await page.click("#rec-form button")
+    row = page.locator(f'#recordings tr[data-recording="{call.call_id}"]')
+    await expect(row).to_contain_text("ok")
+    await row.locator("button[data-listen]").click()
+    player = page.locator("#player")
+    await expect(player).to_have_attribute("data-call", call.call_id)
+    seconds = await page.wait_for_function(
+        "() => { const p = document.getElementById('player'); return p.duration > 0 && p.duration; }")
+    assert abs(await seconds.json_value() - recorder.index[call.call_id].duration) < 0.2
+    status, audit = await site.get(f"/api/audit?call={call.call_id}", "super-token")
+    assert status == 200
+    assert any(e["client"] == "sup-1" and e["action"] == "GET listen recording" and e["status"] == 200
+               for e in audit)
+
+    desk = await open_dashboard(browser, site, "desk-token")
+    await desk.fill("#rec-query", "0644556677")
+    await desk.click("#rec-form button")
+    await expect(desk.locator("#rec-message")).to_contain_text("refusé")
+
+
+async def site_call(site: Site, uniqueid: str):
+    await expect_eventually(lambda: (c := site.engine.tracker.calls.get(uniqueid)) is not None
+                            and c.current_leg is not None)
+    return site.engine.tracker.calls[uniqueid]
