@@ -19,6 +19,7 @@ import asyncio
 import hmac
 import json
 import re
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sas_router.engine.ami import AmiActionFailed, AmiBusy, AmiLinkDown, UnsafeValue
 from sas_router.engine.core.calls import Call, CallState
+from sas_router.engine.core.desk import desk_view
 from sas_router.engine.core.notices import Notice, NoticeKind
 from sas_router.engine.core.routing import RoutingError, UndeclaredInterface, check_interface
 from sas_router.engine.core.switchover import SwitchoverError
@@ -38,6 +40,7 @@ from sas_router.engine.plan.model import Plan, Priority
 from sas_router.engine.reload import ReloadRefused, reload_plan
 from sas_router.engine.service import Engine
 
+STATIC = Path(__file__).resolve().parent / "static"
 log = structlog.get_logger("engine.api")
 
 #: Who may do what, least first: a wall screen (viewer) reads the supervision only; a desk acts on
@@ -189,8 +192,13 @@ class ControlApi:
         r("GET", "/api/queues", "desk", self.list_queues, "Queues: waiting callers, longest wait, agents")
         r("GET", "/api/agents", "desk", self.list_agents, "Agents, their queues, roles and states")
         r("POST", "/api/agents/login", "desk", self.agent_login, "Log a desk into queues with a role")
-        r("POST", "/api/agents/logout", "supervisor", self.agent_logout,
-          "Log a desk out of every queue (a supervisor closes a desk left logged in)")
+        r("POST", "/api/agents/logout", "desk", self.agent_logout,
+          "Log a desk out of every queue (its own desk; a supervisor closes any desk left logged in)")
+        r("GET", "/api/me", "viewer", self.me, "Who this token is: client, role and the desks it acts for")
+        r("GET", "/api/desks/{extension}", "desk", self.desk_state,
+          "A desk's telephony bar: its state, its call, where each qualification goes now, its queues, its day")
+        r("GET", "/api/desks/{extension}/stream", "desk", self.desk_stream,
+          "Server-sent events: the desk's bar, live")
         r("POST", "/api/agents/pause", "desk", self.agent_pause, "Pause a desk (reason)")
         r("POST", "/api/agents/resume", "desk", self.agent_resume, "Resume a paused desk")
         r("GET", "/api/mutual-aid", "desk", self.mutual_aid,
@@ -206,6 +214,11 @@ class ControlApi:
           "Reload the site plan: validated first (refused with its errors, the running plan stays), installed on "
           "the switch when managed here, then adopted without dropping a call; says what changed")
         self.app.router.add_get("/health", self.health)
+        self.app.router.add_get("/desk", self.desk_page)
+        #: Set at shutdown: open desk streams end at once instead of holding the engine's stop.
+        self._closing = asyncio.Event()
+        self.app.on_shutdown.append(self._close_streams)
+        self.app.router.add_static("/static/vendor", STATIC / "vendor", show_index=False)
         self.app.router.add_get("/openapi.json", self.openapi)
 
     def attach(self, engine: Engine) -> None:
@@ -391,6 +404,49 @@ class ControlApi:
         body = await self._body(request, AgentRef)
         self._own_interface(client, body.interface)
         return await self.engine.agent_logout(body.interface, by=client.name)
+
+    async def me(self, request: web.Request, client: Client) -> Any:
+        desks = sorted(self.interfaces.get(client.name, frozenset()))
+        return {"client": client.name, "role": client.role, "desks": desks,
+                "extensions": [d.removeprefix("PJSIP/") for d in desks if d.startswith("PJSIP/")]}
+
+    def _desk(self, request: web.Request, client: Client) -> dict[str, Any]:
+        interface = f"PJSIP/{request.match_info['extension']}"
+        self._own_interface(client, interface)
+        tracker = self.engine.tracker
+        return desk_view(tracker.agents.get(interface), interface, list(tracker.calls.values()), list(tracker.ended),
+                         self.engine.plan, self.engine.queues_view(), self.engine.clock())
+
+    async def desk_state(self, request: web.Request, client: Client) -> Any:
+        return self._desk(request, client)
+
+    async def desk_stream(self, request: web.Request, client: Client) -> web.StreamResponse:
+        """The bar's state whenever it changes (and every 2 s at least, so the bar knows the link
+        is alive): the telephony bar stays live without polling the API."""
+        first = self._desk(request, client)  # authority checked before the stream opens
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        last, sent_at = "", 0.0
+        try:
+            state = first
+            while not self._closing.is_set():
+                text = json.dumps(state, separators=(",", ":"), default=str)
+                moved = {k: v for k, v in state.items() if k != "at"}
+                key = json.dumps(moved, default=str)
+                if key != last or time.monotonic() - sent_at > 2.0:
+                    await response.write(f"event: desk\ndata: {text}\n\n".encode())
+                    last, sent_at = key, time.monotonic()
+                await asyncio.sleep(0.25)
+                state = self._desk(request, client)
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        return response
+
+    async def _close_streams(self, _app: web.Application) -> None:
+        self._closing.set()
+
+    async def desk_page(self, request: web.Request) -> web.Response:
+        return web.Response(body=(STATIC / "desk.html").read_bytes(), content_type="text/html", charset="utf-8")
 
     async def agent_pause(self, request: web.Request, client: Client) -> Any:
         body = await self._body(request, AgentRef)
