@@ -137,6 +137,8 @@ class RealAsterisk:
     ami_port: int
     process: subprocess.Popen[bytes] | None = None
     extra_pjsip: str = ""
+    #: Asterisk's HTTPS (TLS) port: the secure WebSocket of remote regulators' softphones (wss).
+    https_port: int = 0
     _console: Path = field(init=False)
 
     @property
@@ -203,6 +205,28 @@ class RealAsterisk:
             f"[general]\nenabled = yes\nport = {self.ami_port}\nbindaddr = 127.0.0.1\ndisplayconnects = no\n\n",
             encoding="utf-8")
         (self.etc / "modules.conf").write_text("[modules]\nautoload = no\n", encoding="utf-8")
+        if self.plan.sip is not None and "wss" in self.plan.sip.transports:
+            self._write_https()
+
+    def _write_https(self) -> None:
+        """http.conf serving TLS on loopback with a certificate made here (a site uses its own),
+        so browser softphones reach the wss transport at wss://127.0.0.1:<https_port>/ws."""
+        keys = self.workdir / "keys"
+        keys.mkdir(parents=True, exist_ok=True)
+        cert, key = keys / "asterisk.crt", keys / "asterisk.key"
+        if not cert.exists():
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3",
+                            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                            "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+        self.https_port = self.https_port or free_port()
+        (self.etc / "http.conf").write_text(
+            f"[general]\nenabled = yes\nbindaddr = 127.0.0.1\nbindport = {free_port()}\n"
+            f"tlsenable = yes\ntlsbindaddr = 127.0.0.1:{self.https_port}\n"
+            f"tlscertfile = {cert}\ntlsprivatekey = {key}\n", encoding="utf-8")
+
+    @property
+    def wss_url(self) -> str:
+        return f"wss://127.0.0.1:{self.https_port}/ws"
 
     def _env(self) -> dict[str, str]:
         return {**os.environ, "LD_LIBRARY_PATH": str(self.prefix / "lib")}

@@ -276,7 +276,7 @@ REQUIRED_MODULES = (
     "pbx_config", "func_db", "func_cut", "func_rand", "func_callerid", "func_logic", "func_dialplan",
     "func_strings", "func_channel", "codec_alaw", "codec_ulaw", "codec_gsm", "format_wav", "format_gsm",
     "format_pcm", "bridge_simple", "bridge_native_rtp", "bridge_softmix", "bridge_holding",
-    "res_http_websocket", "res_pjsip_transport_websocket", "res_crypto", "app_mixmonitor",
+    "res_http_websocket", "res_pjsip_transport_websocket", "res_crypto", "app_mixmonitor", "res_srtp",
 )
 #: What the engine asks Asterisk about at start (a subset: those whose absence breaks a call path).
 CHECKED_MODULES = ("app_queue", "app_dial", "app_stack", "app_exec", "chan_pjsip", "res_pjsip_header_funcs",
@@ -407,7 +407,9 @@ def render_pjsip(plan: Plan) -> str:
                 "allow = alaw,ulaw", "direct_media = no", "rtp_symmetric = yes", "force_rport = yes",
                 "rewrite_contact = yes", "allow_transfer = yes", "send_pai = yes", "",
                 "[sas-desk-webrtc](!)", "type = endpoint", f"context = {C.CTX_DESK_TRANSFER}", "disallow = all",
-                "allow = opus,alaw,ulaw", "webrtc = yes", "allow_transfer = yes", "send_pai = yes",
+                # G.711 only: the trunks speak it, and Asterisk has no Opus codec of its own (codec_opus
+                # is a separate binary module): an Opus answer left a browser's call untranslatable.
+                "allow = alaw,ulaw", "webrtc = yes", "allow_transfer = yes", "send_pai = yes",
                 *([f"transport = {_transport_name('wss')}"] if "wss" in transports else []), "",
                 "[sas-desk-auth](!)", "type = auth", "auth_type = userpass", "",
                 "[sas-desk-aor](!)", "type = aor", "max_contacts = 1", "remove_existing = yes",
