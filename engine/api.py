@@ -280,21 +280,24 @@ class ControlApi:
         if client.role == "desk" and _member_key(interface) not in self.interfaces.get(client.name, frozenset()):
             raise Forbidden(f"{interface} is not a desk of {client.name}")
 
-    def _own_call(self, client: Client, ident: str) -> None:
-        """A desk acts on a call it is talking to, or one waiting in a queue it serves."""
+    def _may_see(self, client: Client, call: Call) -> bool:
+        """A desk sees (and acts on) a call it is talking to, or one waiting in a queue it serves."""
         if client.role != "desk":
-            return
-        call = self.engine.tracker.call_by_id(ident)
-        if call is None:
-            return  # the engine answers 404 itself
+            return True
         mine = self.interfaces.get(client.name, frozenset())
         if _talking_to(call) & mine:
-            return
+            return True
         visit = call.current_visit
         if call.state == CallState.WAITING and visit is not None:
             serving = {i for i, agent in self.engine.tracker.agents.items() if visit.queue in agent.memberships}
-            if serving & mine:
-                return
+            return bool(serving & mine)
+        return False
+
+    def _own_call(self, client: Client, ident: str) -> None:
+        """A desk acts on a call it is talking to, or one waiting in a queue it serves."""
+        call = self.engine.tracker.call_by_id(ident)
+        if call is None or self._may_see(client, call):
+            return  # a missing call: the engine answers 404 itself
         raise Forbidden(f"call {call.call_id or call.uniqueid} is neither talking to nor waiting for a desk of "
                         f"{client.name}")
 
@@ -365,13 +368,18 @@ class ControlApi:
         return web.json_response(self.engine.health())
 
     async def list_calls(self, request: web.Request, client: Client) -> Any:
+        """Supervisors see every live call; a desk only those it may act on (its own calls, and
+        the callers waiting in the queues it serves): a caller's number is not for every screen."""
         now = self.engine.clock()
-        return [c.public(now) for c in self.engine.tracker.calls.values()]
+        return [c.public(now) for c in self.engine.tracker.calls.values() if self._may_see(client, c)]
 
     async def get_call(self, request: web.Request, client: Client) -> Any:
         call = self.engine.tracker.call_by_id(request.match_info["call"])
         if call is None:
             raise LookupError(f"no live call {request.match_info['call']}")
+        if not self._may_see(client, call):
+            raise Forbidden(f"call {call.call_id or call.uniqueid} is neither talking to nor waiting for a desk of "
+                            f"{client.name}")
         return call.public(self.engine.clock())
 
     async def qualify(self, request: web.Request, client: Client) -> Any:

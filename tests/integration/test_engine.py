@@ -164,7 +164,7 @@ async def test_repeat_caller_is_flagged_and_moved_up(site: Site) -> None:
     assert call.repeat and call.priority == 4  # 116 117 is priority 3; a repeat caller gets one more
     waiting = [c.uniqueid for c in site.engine.tracker.waiting("n1-arm")]
     assert waiting == [again.uniqueid, other.uniqueid]
-    status, body = await site.get(f"/api/calls/{again.uniqueid}")
+    status, body = await site.get(f"/api/calls/{again.uniqueid}", token="super-token")
     assert status == 200 and body["repeat"] is True
 
 
@@ -196,8 +196,16 @@ async def test_sis_and_atsu_land_in_their_queues_ahead_of_the_public(site: Site)
 async def test_withheld_caller_on_15_still_shows_the_number_to_the_desk(site: Site) -> None:
     caller = site.call("15", "0611223344", withheld=True)
     await eventually(lambda: site.engine.tracker.calls.get(caller.uniqueid), what="call tracked")
-    status, body = await site.get(f"/api/calls/{caller.uniqueid}")
+    status, body = await site.get(f"/api/calls/{caller.uniqueid}", token="super-token")
     assert status == 200 and body["caller"] == "0611223344"
+    # A desk sees the caller's number only once the call is for it (a queue it serves, its call).
+    status, _ = await site.get(f"/api/calls/{caller.uniqueid}", token="lrm1-token-0123456789")
+    assert status == 403
+    await site.login(site.desk("1001", answer_after=None), ["n1-arm"], "arm-n1")  # rings, never answers
+    status, body = await site.get(f"/api/calls/{caller.uniqueid}", token="lrm1-token-0123456789")
+    assert status == 200 and body["caller"] == "0611223344"
+    status, listed = await site.get("/api/calls", token="lrm2-token-0123456789")
+    assert status == 200 and listed == []  # desk 1002 serves no queue: no caller is its business
 
 
 async def test_api_refuses_missing_tokens_and_small_roles(site: Site) -> None:
@@ -227,8 +235,9 @@ async def test_injection_through_api_fields_never_reaches_the_switch(site: Site)
 
 
 async def test_roles_are_enforced(site: Site) -> None:
-    status, body = await site.post("/api/agents/logout", {"interface": "PJSIP/1001"}, token="desk-token")
-    assert status == 403 and "supervisor" in body["error"]
+    status, body = await site.post("/api/agents/logout", {"interface": "PJSIP/1001"},
+                                   token="lrm2-token-0123456789")
+    assert status == 403 and "not a desk of lrm-2" in body["error"]  # a desk logs out its own desk only
     assert (await site.post("/api/admin/resync", {}, token="super-token"))[0] == 403
     assert (await site.post("/api/admin/resync", {}, token="admin-token"))[0] == 200
 
