@@ -73,6 +73,23 @@ async def test_a_desk_logs_in_takes_a_15_call_and_qualifies_it_p1_with_the_keybo
     await page.keyboard.press("r")
     await expect(page.locator("#status")).to_have_text("libre", timeout=5000)
 
+    # A 116 117 caller who needs the GP: transferred from the bar, keyboard only (T, choose, Tab, Enter).
+    await site.login(site.desk("3001", answer_after=0.3), ["n2-mg"], "mrg", "Dr Morel")
+    second = site.call("116117", "0677889900")
+    await expect(page.locator("#card")).to_contain_text("0677889900", timeout=8000)
+    await expect(page.locator("#card")).to_contain_text("soins non programmés")
+    await page.keyboard.press("t")
+    await page.keyboard.press("Home")
+    for _ in range(2):  # N1, AMU, MG: two down
+        await page.keyboard.press("ArrowDown")
+    assert await page.locator("#transfer-to").input_value() == "n2-mg"
+    await page.keyboard.press("Tab")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#message")).to_have_text("transfert vers n2-mg : fait", timeout=5000)
+    moved = site.engine.tracker.calls[second.uniqueid]
+    await eventually(lambda: moved.current_leg is not None and moved.current_leg.queue == "n2-mg", what="MG")
+    assert not second.hungup
+
     # The bar acts only for its own desk: the engine refuses the others, and the bar says why.
     status, body = await site.post("/api/agents/pause", {"interface": "PJSIP/1002", "reason": "x"}, DESK_TOKEN)
     assert status == 403 and "not a desk of lrm-1" in body["error"]
