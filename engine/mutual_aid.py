@@ -102,6 +102,22 @@ class JournalEntry:
                 "by": self.by, "reason": self.reason, "share": self.share}
 
 
+@dataclass(frozen=True)
+class AidSnapshot:
+    """Mutual aid as supervision reads it (alarms, metrics): plain values, not the live objects."""
+
+    #: queue -> (episode open, who switched the rule off: "" when on, "plan" when the plan did).
+    overflow: dict[str, tuple[bool, str]]
+    #: queue -> the partners its rule sends to.
+    overflow_partners: dict[str, list[str]]
+    #: partner -> accepting | overloaded | silent | failing.
+    partners: dict[str, str]
+    #: line -> (partner, share %, failed dials in the window asked for).
+    switchovers: dict[str, tuple[str, int, int]]
+    #: (line, partner) -> switched-over calls the partner did not take, since start.
+    failed_dials: dict[tuple[str, str], int]
+
+
 class MutualAid:
     def __init__(self, engine: MutualAidHost, *, stale_after: float = 15.0) -> None:
         self.engine = engine
@@ -339,6 +355,15 @@ class MutualAid:
 
     def recent_switch_failures(self, line: str, partner: str, now: float, within: float = 300.0) -> int:
         return sum(1 for at in self.switch_failed_at.get((line, partner), ()) if now - at < within)
+
+    def snapshot(self, now: float, *, failures_within: float = 300.0) -> AidSnapshot:
+        return AidSnapshot(
+            overflow={q: (s.active, s.disabled_by) for q, s in self.governor.states.items()},
+            overflow_partners={q: list(rule.partners) for q, rule in self.governor.rules.items()},
+            partners={p: self.board.status(p, now) for p in self.plan.partners},
+            switchovers={line: (s.partner, s.share, self.recent_switch_failures(line, s.partner, now, failures_within))
+                         for line, s in self.switchovers.items()},
+            failed_dials=dict(self.switch_failed))
 
     # --- the loop -------------------------------------------------------------------------------
 

@@ -82,7 +82,7 @@ def measure(path: Path) -> tuple[int, float, str]:
 
 class Recorder:
     def __init__(self, plan: Plan, base: Path | None, journal: Journal | None, *, clock: Callable[[], float],
-                 settle: float = 0.5, wait_for_file: float = 10.0) -> None:
+                 settle: float = 0.5, wait_for_file: float = 3.0) -> None:
         self.plan = plan
         #: Asterisk's monitor directory as this process sees it (None: recordings not reachable).
         self.base = base

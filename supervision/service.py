@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from aiohttp import web
@@ -45,8 +45,72 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sas_router.engine.api import Client, ControlApi
-    from sas_router.engine.service import Engine
+    from sas_router.engine.core.tracker import Tracker
+    from sas_router.engine.mutual_aid import AidSnapshot
+    from sas_router.engine.plan import Plan
+
+
+class LinkHealth(Protocol):
+    """The AMI link as supervision reports it."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def latencies(self) -> list[float]: ...
+
+    @property
+    def latency_counts(self) -> list[int]: ...
+
+    @property
+    def latency_sum(self) -> float: ...
+
+
+class Publisher(Protocol):
+    @property
+    def connected(self) -> bool: ...
+
+    async def publish(self, leaf: str, payload: dict[str, Any], *, retain: bool = False) -> bool: ...
+
+
+class AidReader(Protocol):
+    def snapshot(self, now: float, *, failures_within: float = 300.0) -> AidSnapshot: ...
+
+    def view(self) -> dict[str, Any]: ...
+
+
+class SupervisedEngine(Protocol):
+    """What supervision reads of the engine — the plan and clock, the tracker, its views, the
+    link's health, mutual aid's snapshot, a publisher — and the two hooks it plugs into."""
+
+    listeners: list[Callable[[Notice], None]]
+    qs30_source: Callable[[], float | None] | None
+    roles: dict[str, str]
+
+    @property
+    def plan(self) -> Plan: ...
+
+    @property
+    def clock(self) -> Callable[[], float]: ...
+
+    @property
+    def tracker(self) -> Tracker: ...
+
+    @property
+    def link(self) -> LinkHealth: ...
+
+    @property
+    def bus(self) -> Publisher | None: ...
+
+    @property
+    def mutual_aid(self) -> AidReader: ...
+
+    def queues_view(self) -> list[dict[str, Any]]: ...
+
+    def agents_view(self) -> list[dict[str, Any]]: ...
 
 log = structlog.get_logger("supervision")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -64,8 +128,9 @@ END_OF_STREAM = ""  # the sentinel that ends a dashboard's event stream (real me
 
 
 class Supervision:
-    def __init__(self, engine: Engine, *, journal: Journal | None = None, snapshot_every: float | None = BUCKET,
-                 push_every: float = 0.25, recordings_path: Path | None = None) -> None:
+    def __init__(self, engine: SupervisedEngine, *, journal: Journal | None = None,
+                 snapshot_every: float | None = BUCKET, push_every: float = 0.25,
+                 recordings_path: Path | None = None) -> None:
         """``snapshot_every`` None: whoever owns the clock calls :meth:`publish_snapshot` (the load
         simulator's fast-forward, where 30 s of switch time pass in milliseconds)."""
         self.figures = Figures(engine.plan)
@@ -90,7 +155,7 @@ class Supervision:
         self.engine = engine
         self.attach(engine)
 
-    def attach(self, engine: Engine) -> None:
+    def attach(self, engine: SupervisedEngine) -> None:
         """Follow this engine (again, after a restart): its notices and its QS30 for partners."""
         self.engine = engine
         self.plan = engine.plan
@@ -335,28 +400,27 @@ class Supervision:
 
     def room_state(self, now: float) -> RoomState:
         """What the alarm policy looks at, read off the tracker, the figures and mutual aid."""
-        plan, aid = self.plan, self.engine.mutual_aid
+        plan, aid = self.plan, self.engine.mutual_aid.snapshot(now, failures_within=SWITCH_FAILURE_WINDOW)
         lines_into: dict[str, list[str]] = {}
         for line_id, line in plan.lines.items():
             lines_into.setdefault(line.queue, []).append(line_id)
         queues = []
         for view in self.engine.queues_view():
             spec = plan.queues[view["queue"]]
-            state = aid.governor.states.get(view["queue"])
+            rule = aid.overflow.get(view["queue"])
             queues.append(QueueState(
                 name=view["queue"], role=spec.role, label=spec.label, waiting=view["waiting"],
                 longest_wait=view["longest_wait"], logged_in=view["logged_in"], available=view["available"],
                 lines=tuple(lines_into.get(view["queue"], ())), long_wait=plan.alarms.long_wait_for(spec),
                 service_level=spec.service_level, overflow=spec.overflow,
-                overflow_off_by=state.disabled_by if state is not None else ""))
+                overflow_off_by=rule[1] if rule is not None else ""))
         last_15m = self.figures.window("15m", now)
         sas = ratios(last_15m, "sas")
-        switches = tuple(SwitchState(line, s.partner, s.share, aid.recent_switch_failures(line, s.partner, now,
-                                                                                          SWITCH_FAILURE_WINDOW))
-                         for line, s in aid.switchovers.items())
-        sending = tuple((queue, partner, aid.board.status(partner, now))
-                        for queue, state in aid.governor.states.items() if state.active
-                        for partner in aid.governor.rules[queue].partners)
+        switches = tuple(SwitchState(line, partner, share, failures)
+                         for line, (partner, share, failures) in aid.switchovers.items())
+        sending = tuple((queue, partner, aid.partners.get(partner, "silent"))
+                        for queue, (active, _) in aid.overflow.items() if active
+                        for partner in aid.overflow_partners.get(queue, []))
         roles = {self.role_of(a.interface) for a in self.engine.tracker.agents.values()
                  if a.status != AgentStatus.UNAVAILABLE}
         link = self.engine.link
@@ -780,26 +844,25 @@ class _Collector:
         bus = s.engine.bus
         yield _gauge("sas_mqtt_up", "1 while the MQTT broker is connected", site,
                      1 if bus is not None and bus.connected else 0)
+        aid = s.engine.mutual_aid.snapshot(now)
         overflow = GaugeMetricFamily("sas_overflow_active", "1 while a queue's overflow episode is open",
                                      labels=["site", "queue"])
-        for queue, rule in s.engine.mutual_aid.governor.states.items():
-            overflow.add_metric([site, queue], 1 if rule.active else 0)
-        yield overflow
         enabled = GaugeMetricFamily("sas_overflow_enabled", "1 while a queue's overflow rule may fire (0: switched "
                                     "off by a supervisor or the plan)", labels=["site", "queue"])
-        for queue, rule in s.engine.mutual_aid.governor.states.items():
-            enabled.add_metric([site, queue], 0 if rule.disabled_by else 1)
+        for queue, (active, off_by) in aid.overflow.items():
+            overflow.add_metric([site, queue], 1 if active else 0)
+            enabled.add_metric([site, queue], 0 if off_by else 1)
+        yield overflow
         yield enabled
         partners = GaugeMetricFamily("sas_partner_state", "1 for the state each partner SAS is in now (accepting, "
                                      "overloaded, silent, failing)", labels=["site", "partner", "state"])
-        for partner in s.plan.partners:
-            now_state = s.engine.mutual_aid.board.status(partner, now)
+        for partner, now_state in aid.partners.items():
             for state_name in ("accepting", "overloaded", "silent", "failing"):
                 partners.add_metric([site, partner, state_name], 1 if state_name == now_state else 0)
         yield partners
         failed = CounterMetricFamily("sas_switchover_failed_dials", "Switched-over calls the partner's trunk did not "
                                      "take (served here instead)", labels=["site", "line", "partner"])
-        for (line, partner), count in sorted(s.engine.mutual_aid.switch_failed.items()):
+        for (line, partner), count in sorted(aid.failed_dials.items()):
             failed.add_metric([site, line, partner], count)
         yield failed
         alarms = GaugeMetricFamily("sas_alarm_active", "1 for every alarm raised now (acknowledged or not)",
@@ -821,8 +884,8 @@ class _Collector:
         yield build
         switched = GaugeMetricFamily("sas_switchover_share_ratio", "Share of a line's new calls switched over",
                                      labels=["site", "line", "partner"])
-        for line, switch in s.engine.mutual_aid.switchovers.items():
-            switched.add_metric([site, line, switch.partner], switch.share / 100)
+        for line, (partner, share, _) in aid.switchovers.items():
+            switched.add_metric([site, line, partner], share / 100)
         yield switched
         if s.journal is not None:
             yield _gauge("sas_journal_up", "1 while the journal database accepts writes", site,
