@@ -41,7 +41,8 @@ async def run(workdir: Path) -> bool:
     print(f"real switch: {version} from {prefix}, configured by `sas-router plan install` in {host.etc}")
     token = secrets.token_urlsafe(16)
     stack = await start_engine_stack(host.plan, {token: Client("demo-desk", "admin")}, ami_port=host.ami_port,
-                                     secret=host.ami_secret, options=EngineOptions(confirm_within=3.0))
+                                     secret=host.ami_secret, options=EngineOptions(confirm_within=3.0),
+                                     recordings_path=host.run_dir / "spool" / "monitor")
     trunk = await Trunk.open(OPERATOR, (host.sip_address, host.sip_port))
     phones = []
     try:

@@ -119,7 +119,8 @@ class Recorder:
             return
         path = self.path_of(call.recording)
         if path is None:
-            self._record(entry, "missing", "the recording's path is outside the recordings directory")
+            self._record(entry, "missing", "recordings_path is not set (the engine cannot see Asterisk's monitor "
+                         "directory)" if self.base is None else "the recording's path is outside its directory")
             return
         if not await self._closed(path):
             self._record(entry, "missing", f"no file {call.recording} in {self.base}")

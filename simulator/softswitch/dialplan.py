@@ -376,14 +376,17 @@ def evaluate(text: str) -> str:
 
 
 def filter_chars(allowed: str, text: str) -> str:
-    """FILTER(allowed,string): keeps the characters listed, ranges (``A-Z``) included; a ``-``
-    first or last is itself (func_strings.c)."""
+    """FILTER(allowed,string): keeps the characters listed, ranges (``A-Z``) included. A ``-``
+    at the end of the list is not kept: Asterisk 22.10.1 turned ``FILTER(A-Za-z0-9.-,sas-69-1.0)``
+    into ``sas691.0`` (seen on the real switch, the recordings' file names)."""
     keep: set[str] = set()
     index = 0
     while index < len(allowed):
         if index + 2 < len(allowed) and allowed[index + 1] == "-":
             keep.update(chr(c) for c in range(ord(allowed[index]), ord(allowed[index + 2]) + 1))
             index += 3
+        elif allowed[index] == "-" and index == len(allowed) - 1:
+            index += 1
         else:
             keep.add(allowed[index])
             index += 1

@@ -448,6 +448,8 @@ async def test_the_recorder_keeps_the_whole_call_across_two_moves_with_the_calle
     await room.talking_in(call, "n2-mg")
     await asyncio.sleep(1.0)
     assert call.recording.startswith("sas/") and call.recording_started
+    # Named by the call id, filtered as Asterisk's FILTER does it (a trailing '-' is not kept).
+    assert call.recording.endswith("/" + call.call_id.replace("-", "") + ".wav")
     leg.hangup()
     await eventually(lambda: call.ended_at is not None, timeout=10, what="call ended")
     recorder = room.stack.supervision.recorder
