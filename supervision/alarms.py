@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from sas_router.engine.core.mutual_aid import QueueLoad, firing
 from sas_router.engine.plan.model import AlarmPolicy, OverflowRule, Role
 
 #: How long failed switch-over dials count against a partner (seconds).
@@ -120,13 +121,18 @@ def service(queue: QueueState) -> Service:
 
 
 def _overflow_would_fire(rule: OverflowRule, queue: QueueState) -> list[str]:
-    when, out = rule.when, []
-    if when.longest_wait_over is not None and queue.waiting and queue.longest_wait > when.longest_wait_over:
-        out.append(f"attente {duration(queue.longest_wait)} > {when.longest_wait_over} s")
-    if when.callers_waiting_over is not None and queue.waiting > when.callers_waiting_over:
-        out.append(f"{queue.waiting} en attente > {when.callers_waiting_over}")
-    if when.no_agent_logged_in and queue.waiting and queue.logged_in == 0:
-        out.append("personne de connecté")
+    """The rule's conditions that hold (decided by the governor's own :func:`firing`), in French.
+    How long every desk has been busy is the governor's memory, not the room's: not judged here."""
+    load = QueueLoad(queue.name, queue.role.value, queue.waiting, queue.longest_wait, queue.logged_in,
+                     queue.available)
+    out = []
+    for f in firing(rule, load, None, 0.0):
+        if f.kind == "longest-wait":
+            out.append(f"attente {duration(f.value)} > {f.limit:.0f} s")
+        elif f.kind == "callers-waiting":
+            out.append(f"{f.value:.0f} en attente > {f.limit:.0f}")
+        elif f.kind == "no-agent":
+            out.append("personne de connecté")
     return out
 
 

@@ -77,19 +77,43 @@ class Transition:
     reasons: tuple[str, ...]
 
 
-def conditions(rule: OverflowRule, load: QueueLoad, busy_since: float | None, now: float) -> list[str]:
-    """The rule's conditions that hold now, worded for a supervisor."""
+@dataclass(frozen=True)
+class Firing:
+    """One condition of an overflow rule that holds: which, the value seen and the rule's limit."""
+
+    kind: str  # "longest-wait" | "callers-waiting" | "no-agent" | "all-busy"
+    value: float = 0.0
+    limit: float = 0.0
+
+
+def firing(rule: OverflowRule, load: QueueLoad, busy_since: float | None, now: float) -> list[Firing]:
+    """The rule's conditions that hold now (the governor decides on them, the alarms tell them)."""
     when, out = rule.when, []
     if when.longest_wait_over is not None and load.waiting and load.longest_wait > when.longest_wait_over:
-        out.append(f"longest wait {load.longest_wait:.0f} s over {when.longest_wait_over} s")
+        out.append(Firing("longest-wait", load.longest_wait, when.longest_wait_over))
     if when.callers_waiting_over is not None and load.waiting > when.callers_waiting_over:
-        out.append(f"{load.waiting} callers waiting, over {when.callers_waiting_over}")
+        out.append(Firing("callers-waiting", load.waiting, when.callers_waiting_over))
     if when.no_agent_logged_in and load.waiting and load.logged_in == 0:
-        out.append("no agent logged in")
+        out.append(Firing("no-agent"))
     if (when.all_agents_busy_for is not None and load.waiting and busy_since is not None
             and now - busy_since >= when.all_agents_busy_for):
-        out.append(f"all agents busy for {now - busy_since:.0f} s")
+        out.append(Firing("all-busy", now - busy_since, when.all_agents_busy_for))
     return out
+
+
+def conditions(rule: OverflowRule, load: QueueLoad, busy_since: float | None, now: float) -> list[str]:
+    """The rule's conditions that hold now, worded for the journal and the logs."""
+    return [_worded(f) for f in firing(rule, load, busy_since, now)]
+
+
+def _worded(f: Firing) -> str:
+    if f.kind == "longest-wait":
+        return f"longest wait {f.value:.0f} s over {f.limit:.0f} s"
+    if f.kind == "callers-waiting":
+        return f"{f.value:.0f} callers waiting, over {f.limit:.0f}"
+    if f.kind == "no-agent":
+        return "no agent logged in"
+    return f"all agents busy for {f.value:.0f} s"
 
 
 def overflow_refusal(call: Call, partner_failed_at: Mapping[str, float], cooldown: float, now: float) -> str:
