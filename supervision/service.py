@@ -438,9 +438,11 @@ class Supervision:
             recordings_free_mb=None if free is None else free / 1_000_000,
             recordings_free_alarm_mb=plan.recording.disk_alarm_free_mb)
 
-    def check_alarms(self, now: float) -> list[AlarmEvent]:
-        """Look at the room now; raise, escalate and clear alarms, and record each change."""
-        events = self.alarm_board.update(conditions(self.room_state(now), self.plan.alarms), now)
+    def check_alarms(self, now: float, room: RoomState | None = None) -> list[AlarmEvent]:
+        """Look at the room now (``room``: already read by the caller); raise, escalate and clear
+        alarms, and record each change."""
+        room = room if room is not None else self.room_state(now)
+        events = self.alarm_board.update(conditions(room, self.plan.alarms), now)
         for event in events:
             self._alarm_event(event)
         return events
@@ -471,9 +473,10 @@ class Supervision:
         interval), never the one still filling, so a tile does not flicker within its interval."""
         now = self.engine.clock()
         figures = self.figures
-        alarms = self.alarms(now)
+        room = self.room_state(now)  # read once: for the alarms and for the tiles' service state
+        self.check_alarms(now, room)
+        alarms = self.alarm_board.active(now)
         windows = {name: figures.window(name, now) for name in ("last_30s", "15m", "hour", "today")}
-        room = self.room_state(now)
         states = {q.name: q for q in room.queues}
         queues = []
         for view in self.engine.queues_view():
@@ -490,7 +493,7 @@ class Supervision:
                            **{f"qs30_{w}": ratios(totals, "queue", name).qs30 for w, totals in windows.items()},
                            "figures_15m": _context(windows["15m"], "queue", name)})
         waiting = [{"call_id": c.call_id or c.uniqueid, "line": c.line, "queue": c.current_queue,
-                    "priority": c.priority, "band": self._band(c.line),
+                    "priority": c.priority, "band": self.plan.band_of(c.line),
                     "wait": round(now - c.waiting_visit.joined_at, 1),
                     "origin": c.origin if c.origin != self.plan.site.id else "", "inbound": c.inbound,
                     "caller": c.caller_num, "repeat": c.repeat}
@@ -510,13 +513,6 @@ class Supervision:
             "mutual_aid": self.engine.mutual_aid.view(), "infrastructure": self.infrastructure(),
             "lines": list(self.plan.lines), "partners": list(self.plan.partners),
         }
-
-    def _band(self, line: str) -> str:
-        """A caller's priority band as the room names it (raw queue priorities mean nothing there)."""
-        spec = self.plan.lines.get(line)
-        if spec is None or spec.kind.value in ("emergency", "sis", "atsu", "partner"):
-            return "urgent"
-        return "soins"
 
     # --- HTTP -----------------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from sas_router.engine.core.calls import Agent, Call
 from sas_router.engine.core.routing import qualification_target, utcnow_from
-from sas_router.engine.plan.model import CARE_KINDS, Plan, Priority, Role
+from sas_router.engine.plan.model import Plan, Priority, Role
 
 
 def call_card(call: Call, plan: Plan, now: float) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def call_card(call: Call, plan: Plan, now: float) -> dict[str, Any]:
         "caller": call.caller_num, "caller_name": call.caller_name,
         "unmasked": bool(line and line.unmasks), "geolocation": call.geolocation, "repeat": call.repeat,
         "origin": call.origin if call.origin and call.origin != plan.site.id else "", "inbound": call.inbound,
-        "band": "soins" if line is not None and line.kind in CARE_KINDS else "urgent",
+        "band": plan.band_of(call.line),
         "qualification": call.qualification,
         "queue": leg.queue if leg else call.current_queue,
         "wait_n1": round(first_pickup - first.joined_at, 1) if first and first_pickup else None,

@@ -422,11 +422,15 @@ class Plan:
         emergency line's priority)."""
         return max([line.priority for line in self.lines.values() if line.kind in CARE_KINDS] + [0]) + 1
 
-    def front_priority_for(self, line_id: str) -> int:
-        """The front of the queue for a caller of ``line_id``: its band's front. An unknown line
-        is taken as urgent (a caller is never put behind by a doubt)."""
+    def band_of(self, line_id: str) -> str:
+        """``soins`` for the non-urgent lines (116 117, local numbers), ``urgent`` for the others;
+        an unknown line is taken as urgent (a caller is never put behind by a doubt)."""
         line = self.lines.get(line_id)
-        return self.care_front_priority if line is not None and line.kind in CARE_KINDS else self.front_priority
+        return "soins" if line is not None and line.kind in CARE_KINDS else "urgent"
+
+    def front_priority_for(self, line_id: str) -> int:
+        """The front of the queue for a caller of ``line_id``: its band's front."""
+        return self.care_front_priority if self.band_of(line_id) == "soins" else self.front_priority
 
     def queues_with_role(self, role: Role) -> list[str]:
         return [name for name, spec in self.queues.items() if spec.role == role]
