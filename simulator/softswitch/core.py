@@ -524,19 +524,21 @@ class Softswitch(AttendedTransfers):
         chosen = yes if cond.strip() not in ("", "0") else no
         if not chosen:
             return "next"
-        m = re.fullmatch(r"([A-Za-z]+)(?:\((.*)\))?", chosen.strip(), flags=re.S)
+        outcome = self._run_nested(ch, chosen)
+        return "next" if outcome is None else outcome
+
+    def _run_nested(self, ch: Channel, text: str) -> str | None:
+        """Run ``App(args)`` given as an argument (ExecIf, TryExec); None: not an application."""
+        m = re.fullmatch(r"([A-Za-z]+)(?:\((.*)\))?", text.strip(), flags=re.S)
         if not m or m.group(1) not in dp.APPLICATIONS:
-            return "next"
-        return getattr(self, f"app_{m.group(1).lower()}")(ch, m.group(2) or "")
+            return None
+        outcome: str = getattr(self, f"app_{m.group(1).lower()}")(ch, m.group(2) or "")
+        return outcome
 
     def app_tryexec(self, ch: Channel, data: str) -> str:
         """TryExec(App(args)): runs it, and whatever happens the dialplan goes on (TRYSTATUS)."""
-        m = re.fullmatch(r"([A-Za-z]+)(?:\((.*)\))?", data.strip(), flags=re.S)
-        if not m or m.group(1) not in dp.APPLICATIONS:
-            self.setvar(ch, "TRYSTATUS", "NOAPP")
-            return "next"
-        outcome = getattr(self, f"app_{m.group(1).lower()}")(ch, m.group(2) or "")
-        self.setvar(ch, "TRYSTATUS", "FAILED" if outcome == "failed" else "SUCCESS")
+        outcome = self._run_nested(ch, data)
+        self.setvar(ch, "TRYSTATUS", "NOAPP" if outcome is None else "FAILED" if outcome == "failed" else "SUCCESS")
         return "next"
 
     def app_mixmonitor(self, ch: Channel, data: str) -> str:
