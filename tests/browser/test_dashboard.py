@@ -5,6 +5,7 @@ controls are refused without a valid token."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import shutil
 import time
@@ -24,13 +25,21 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
+@contextlib.asynccontextmanager
+async def chromium(*extra_flags: str) -> AsyncIterator[Browser]:
+    """Debian's Chromium, headless, with this machine's flags and the test's own."""
     assert Path(CHROMIUM).exists(), "chromium is missing: run scripts/setup.sh (Debian package 'chromium')"
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                    args=[*FLAGS, *extra_flags])
         yield launched
         await launched.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -6,21 +6,18 @@ receives a BYE."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 from sas_router.simulator.live import eventually
 
-from tests.browser.test_dashboard import ARTIFACTS, FLAGS
+from tests.browser.test_dashboard import ARTIFACTS, chromium
 from tests.integration.switches import RealSwitch, Room, open_room
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: A browser with a microphone that plays a tone, allowed without asking, which trusts the
 #: test's self-signed certificate and may use loopback addresses for media (one machine).
-WEBRTC_FLAGS = [*FLAGS, "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+WEBRTC_FLAGS = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                 "--ignore-certificate-errors", "--allow-loopback-in-peer-connection",
                 "--autoplay-policy=no-user-gesture-required"]
 DESK = "6001"  # declared with the webrtc template in the Rhône's plan
@@ -28,11 +25,8 @@ DESK = "6001"  # declared with the webrtc template in the Rhône's plan
 
 @pytest.fixture
 async def webrtc_browser() -> AsyncIterator[Browser]:
-    assert Path(CHROMIUM).exists(), "chromium is missing: run scripts/setup.sh (Debian package 'chromium')"
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=WEBRTC_FLAGS)
+    async with chromium(*WEBRTC_FLAGS) as launched:
         yield launched
-        await launched.close()
 
 
 @pytest.fixture
