@@ -219,6 +219,7 @@ class ControlApi:
         self._closing = asyncio.Event()
         self.app.on_shutdown.append(self._close_streams)
         self.app.router.add_static("/static/vendor", STATIC / "vendor", show_index=False)
+        self.app.router.add_static("/static/js", STATIC / "js", show_index=False)
         self.app.router.add_get("/openapi.json", self.openapi)
 
     def attach(self, engine: Engine) -> None:

@@ -26,6 +26,7 @@ def test_a_wheel_installs_only_sas_router_and_needs_the_simulator_s_packages_onl
     assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"sas_router"}
     assert "sas_router/supervision/migrations/versions/0004_alarm_journal.py" in names
     assert "sas_router/supervision/prometheus/sas-alerts.yml" in names
+    assert {"sas_router/engine/static/js/sas.js", "sas_router/engine/static/vendor/jssip.min.js"} <= set(names)
     requires = [line.removeprefix("Requires-Dist: ") for line in metadata.splitlines()
                 if line.startswith("Requires-Dist:")]
     production = [r for r in requires if "extra ==" not in r]
